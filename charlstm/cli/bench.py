@@ -1,0 +1,2 @@
+"""`charlstm bench` commands (to be filled in)."""
+COMMANDS: list = []

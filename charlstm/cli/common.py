@@ -1,0 +1,32 @@
+"""Options and helpers shared by CLI modules."""
+from __future__ import annotations
+
+import os
+
+import click
+
+
+def quiet_option(f):
+    """--quiet/-q: no progress bars or chatter, only results and errors (env CHARLSTM_QUIET=1)."""
+    return click.option(
+        "--quiet", "-q", is_flag=True, default=lambda: os.environ.get("CHARLSTM_QUIET") == "1",
+        help="No progress bars or informational output.",
+    )(f)
+
+
+def parse_duration(text: str | None) -> float | None:
+    """'90', '90s', '10m', '1.5h' -> seconds (None stays None)."""
+    if text is None:
+        return None
+    from charlstm.errors import CharlstmError
+
+    t = text.strip().lower()
+    mult = {"s": 1, "m": 60, "h": 3600}.get(t[-1:], None)
+    num = t[:-1] if mult else t
+    try:
+        v = float(num) * (mult or 1)
+    except ValueError:
+        raise CharlstmError(f"cannot read duration '{text}'; use e.g. 90s, 10m or 1.5h") from None
+    if v <= 0:
+        raise CharlstmError(f"duration must be positive, got '{text}'")
+    return v

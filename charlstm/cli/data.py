@@ -1,0 +1,2 @@
+"""`charlstm data` commands (to be filled in)."""
+COMMANDS: list = []

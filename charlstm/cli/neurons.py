@@ -1,0 +1,2 @@
+"""`charlstm neurons` commands (to be filled in)."""
+COMMANDS: list = []

@@ -1,0 +1,2 @@
+"""`charlstm sample` commands (to be filled in)."""
+COMMANDS: list = []

@@ -1,0 +1,2 @@
+"""`charlstm trace` commands (to be filled in)."""
+COMMANDS: list = []

@@ -1,0 +1,2 @@
+"""`charlstm train` commands (to be filled in)."""
+COMMANDS: list = []
