@@ -104,6 +104,7 @@ class DatasetBuilder:
         self.out.parent.mkdir(parents=True, exist_ok=True)
         self.force = force
         self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.", suffix=".tmp", dir=self.out.parent))
+        os.chmod(self.tmp, 0o755)  # mkdtemp makes it private; a dataset is an ordinary folder
         self.splits: dict[str, dict[str, Any]] = {}
 
     def __enter__(self) -> "DatasetBuilder":
