@@ -1,0 +1,27 @@
+"""Test helpers: build a tiny run folder without training, so sampling/tracing tests stay fast."""
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import torch
+
+from charlstm.checkpoint import BEST, save_model, write_run_config
+from charlstm.config import ModelConfig, TrainConfig
+from charlstm.model import CharRNN
+from charlstm.vocab import Vocab
+
+TEXT = "def f(x):\n    return 'a' + \"b\" # c\nclass K:\n    pass\n"
+
+
+def make_run(root: Path, name: str = "tiny", cell: str = "lstm", text: str = TEXT, hidden: int = 16,
+             layers: int = 2, units: str = "char", seed: int = 0) -> tuple[Path, CharRNN, Vocab]:
+    """An untrained (random-weight) run folder at root/name with a char vocabulary of `text`."""
+    torch.manual_seed(seed)
+    vocab = Vocab.build_char(Counter(text)) if units == "char" else Vocab.build_byte(records=True)
+    mcfg = ModelConfig(cell=cell, vocab_size=vocab.size, embed_dim=8, hidden_size=hidden, num_layers=layers)
+    model = CharRNN(mcfg).eval()
+    path = Path(root) / name
+    write_run_config(path, mcfg, TrainConfig(), {"name": "synthetic-test", "path": "", "meta": {}}, vocab)
+    save_model(path / BEST, model, {"step": 0, "val_bpc": None})
+    return path, model, vocab
