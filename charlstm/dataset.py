@@ -118,10 +118,11 @@ class DatasetBuilder:
         """A binary file to stream a split's ids into (call `close_split` after)."""
         return open(self.tmp / f"{name}.bin", "wb")
 
-    def close_split(self, name: str, dtype: np.dtype) -> None:
+    def close_split(self, name: str, dtype: np.dtype, sha256: str | None = None) -> None:
+        """Record a written split; pass `sha256` if the writer hashed it on the way (saves a re-read)."""
         f = self.tmp / f"{name}.bin"
         n = f.stat().st_size // np.dtype(dtype).itemsize
-        self.splits[name] = {"file": f.name, "tokens": int(n), "sha256": sha256_file(f)}
+        self.splits[name] = {"file": f.name, "tokens": int(n), "sha256": sha256 or sha256_file(f)}
 
     def write_split(self, name: str, ids: np.ndarray) -> None:
         with self.open_split(name) as f:
@@ -149,3 +150,32 @@ class DatasetBuilder:
         else:
             self.tmp.rename(self.out)
         return Dataset(path=self.out, meta=full, vocab=vocab)
+
+
+def symbol_counts(ds: Dataset, split: str = "train", chunk: int = 1 << 24) -> np.ndarray:
+    """How often each id occurs in a split, [vocab_size] int64 (read in chunks: bounded memory)."""
+    ids = ds.split(split)
+    out = np.zeros(ds.vocab.size, dtype=np.int64)
+    for i in range(0, len(ids), chunk):
+        bc = np.bincount(ids[i:i + chunk], minlength=ds.vocab.size)
+        out += bc[: ds.vocab.size]
+    return out
+
+
+def list_datasets(root: str | os.PathLike | None = None) -> list[Dataset | tuple[Path, str]]:
+    """Datasets under root (default paths.data_root()), sorted by name, opened without checksum
+    verification; a folder whose meta.json cannot be read appears as (path, error message)."""
+    from charlstm.paths import data_root
+
+    base = Path(root) if root is not None else data_root()
+    if not base.is_dir():
+        return []
+    found: list[Dataset | tuple[Path, str]] = []
+    for p in sorted(base.iterdir()):
+        if p.name.startswith(".") or not (p / "meta.json").exists():
+            continue  # temp/old build folders and unrelated files
+        try:
+            found.append(open_dataset(p, verify=False))
+        except CharlstmError as e:
+            found.append((p, str(e)))
+    return found

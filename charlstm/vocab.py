@@ -97,6 +97,11 @@ class Vocab:
             self._table = t
         return self._table
 
+    def lookup_table(self) -> np.ndarray:
+        """Dense code point -> id table, int32 [0x110000], -1 where a character is not in the
+        vocabulary (built once, cached). Streaming encoders index it with whole arrays of code points."""
+        return self._lookup()
+
     def encode(self, text: str, unknown: UnknownPolicy = "replace") -> np.ndarray:
         """Text -> ids, shape [len] int64 (characters for char units, UTF-8 bytes for byte units).
 
