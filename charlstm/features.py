@@ -12,7 +12,7 @@ The value at step t describes the reader's state *after reading* step t, as the 
 
 - a delimited span (quotes, strings, comments) is 1 from its opening delimiter up to, not including,
   the character that closes it: after reading the opening quote the reader is inside; after reading
-  the closing quote it is outside. ``say "hi" now`` → ``0000111000000`` for ``double-quote``.
+  the closing quote it is outside. ``say "hi" now`` → ``000011100000`` for ``double-quote``.
 - a token span (URL, @mention, #hashtag, regex match) is 1 on all its characters.
 - depths count the opener itself and not the closer: ``f(a)`` → ``0 1 1 0``.
 - positions count from 0 at the first character of a line; the newline belongs to the line it ends.
@@ -20,8 +20,9 @@ The value at step t describes the reader's state *after reading* step t, as the 
 Record boundaries. ``<eot>`` ends a record (tweets, synthetic tasks). In a symbol sequence it is the
 symbol ``"<eot>"``; in a ``str`` the literal five characters ``<eot>`` are taken as one boundary (all
 five steps behave as the boundary). All state (quotes, strings, comments, depths, counters) resets at
-a record boundary, and boundary steps have value 0 in every feature except the positions and
-``char:<eot>``. Counters (``count:``) also reset at each newline, so one record per line works too.
+a record boundary, and boundary steps have value 0 in every built-in feature except the positions,
+``char:<eot>`` and ``next:<eot>``. Counters (``count:``) also reset at each newline, so one record
+per line works too.
 """
 from __future__ import annotations
 
@@ -87,7 +88,7 @@ class _Steps:
     @property
     def codes(self) -> np.ndarray:
         """int64 [n]: code point of each step's character."""
-        return np.frombuffer(self.flat.encode("utf-32-le"), dtype="<u4").astype(np.int64)
+        return np.frombuffer(self.flat.encode("utf-32-le", "surrogatepass"), dtype="<u4").astype(np.int64)
 
 
 def _steps(text: Text) -> _Steps:
@@ -102,7 +103,7 @@ def _steps(text: Text) -> _Steps:
             eot[start:start + len(EOT)] = True
             last[start + len(EOT) - 1] = True
             start = text.find(EOT, start + len(EOT))
-        newline = np.frombuffer(text.encode("utf-32-le"), dtype="<u4") == 10
+        newline = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype="<u4") == 10
         return _Steps(text, text, text, np.arange(n + 1, dtype=np.int64), eot, newline | last)
     try:
         symbols = list(text)

@@ -133,7 +133,7 @@ def test_to_symbols():
 
 
 def test_every_registered_feature_runs_on_mixed_text():
-    text = 'def f(x):\n    """Doc #tag"""\n\treturn x["k"] # see https://a.b @me\n'
+    text = 'def f(x):\n    """Doc #tag"""\n\treturn x["k"] # see https://a.b @me\n' + "\udcff <eot>"  # a lone surrogate too
     for name, feature in FEATURES.items():
         v = compute(feature, text)
         assert v.shape == (len(text),) and v.dtype == np.float32 and np.isfinite(v).all(), name
