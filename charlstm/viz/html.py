@@ -1,0 +1,199 @@
+"""The trace viewer: one self-contained HTML page (no network, nothing from a CDN).
+
+The page (template viewer.html, small inline CSS and JS) shows the text with each character's
+background coloured by one unit (charlstm.viz.colors), controls for layer, kind and unit, keyboard
+stepping (j/k or the arrow keys: next/previous unit; n/p: next/previous in the ranking), a tooltip
+with the value and the top-5 next-character predictions, an overview ranking units (variance,
+saturation, and any feature scores passed in) and the gate-saturation scatter plots drawn as SVG.
+
+Data embedding (compact and safe):
+* activations: per array and unit a scale s = max|v| / 127 and int8 codes round(v / s),
+  base64-encoded; ids, probabilities and top-5 as base64 uint16 (probabilities * 65535);
+* everything sits in a `<script type="application/json">` block with `<`, `>` and `&` written as
+  \\u003c, \\u003e, \\u0026, so no text can close the block; the page inserts text with
+  textContent only, never innerHTML;
+* at most `max_chars` characters (20,000) and `max_values` numbers (16M, ~21 MB of base64) are
+  embedded; the page says how many of the traced characters it shows.
+
+Test hooks: the location hash `#layer1.c:37` selects a unit on load; the <html> element carries
+data-ready="1" when drawn, data-selected="layer1.c:37" and data-errors (count of uncaught errors
+and console.error calls).
+"""
+from __future__ import annotations
+
+import base64
+import html
+import json
+import os
+import re
+from importlib import resources
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from charlstm.errors import CharlstmError
+from charlstm.trace import GATES, GateStats, Trace, key, parse_key
+from charlstm.viz.colors import GATE_KINDS, NEG, POS
+
+MAX_CHARS = 20_000
+MAX_VALUES = 16_000_000
+RANK_TOP = 200  # units listed per ranking
+
+Scores = Mapping[str, Sequence[tuple[str, int, float]]]
+
+
+def _b64(a: np.ndarray) -> str:
+    return base64.b64encode(np.ascontiguousarray(a).astype(a.dtype.newbyteorder("<")).tobytes()).decode("ascii")
+
+
+def display_symbols(trace: Trace) -> list[str]:
+    """One display string per id: the character itself for ordinary ones (newline and tab are
+    laid out by the page), \\xNN / \\uNNNN for other control characters, <unk>/<eot> as is."""
+    out = []
+    for i in range(trace.vocab.size):
+        s = trace.vocab.symbol(i)
+        if len(s) == 1 and s not in "\n\t " and not s.isprintable():
+            s = f"\\x{ord(s):02x}" if ord(s) < 256 else f"\\u{ord(s):04x}"
+        out.append(s)
+    return out
+
+
+def _quantise(a: np.ndarray) -> tuple[list[float], str]:
+    """[n, H] -> (per-unit scales, base64 int8 codes row-major)."""
+    a = np.nan_to_num(np.asarray(a, dtype=np.float32))
+    m = np.abs(a).max(0) if len(a) else np.zeros(a.shape[1], np.float32)
+    scale = np.where(m > 0, m / 127.0, 1.0).astype(np.float32)
+    q = np.clip(np.rint(a / scale), -127, 127).astype(np.int8)
+    return [float(f"{s:.6g}") for s in scale], _b64(q)
+
+
+def _saturation(a: np.ndarray, kind: str) -> np.ndarray:
+    """Fraction of time each unit is saturated: gates outside [0.1, 0.9]; tanh-range kinds
+    |v| > 0.9; c through tanh (what the cell exposes to h)."""
+    a = np.asarray(a, dtype=np.float32)
+    if kind in GATE_KINDS:
+        return ((a < 0.1) | (a > 0.9)).mean(0)
+    if kind == "c":
+        a = np.tanh(a)
+    return (np.abs(a) > 0.9).mean(0)
+
+
+def _ranking(values: np.ndarray) -> list[list[float]]:
+    order = np.argsort(-values, kind="stable")[:RANK_TOP]
+    return [[int(u), float(f"{values[u]:.4g}")] for u in order]
+
+
+def _check_scores(scores: Scores | None, trace: Trace) -> dict[str, list[list[Any]]]:
+    out: dict[str, list[list[Any]]] = {}
+    for feature, rows in (scores or {}).items():
+        clean = []
+        for row in list(rows)[:RANK_TOP]:
+            try:
+                k, u, s = row
+                layer, kind = parse_key(str(k))
+                u, s = int(u), float(s)
+            except (TypeError, ValueError, CharlstmError):
+                raise CharlstmError(f"feature scores for '{feature}': rows must be (key like 'layer1.c', unit, score), got {row!r}") from None
+            if not 0 <= u < trace.hidden_size:
+                raise CharlstmError(f"feature scores for '{feature}': unit {u} does not exist (0..{trace.hidden_size - 1})")
+            clean.append([key(layer, kind), u, float(f"{s:.4g}") if np.isfinite(s) else None])
+        out[str(feature)] = clean
+    return out
+
+
+def _gates_json(stats: GateStats | None) -> dict[str, Any]:
+    if stats is None:
+        return {}
+    return {str(l): {g: {"left": [round(float(v), 4) for v in lo], "right": [round(float(v), 4) for v in hi]}
+                     for g, (lo, hi) in gates.items()} for l, gates in stats.fractions().items()}
+
+
+def build_data(trace: Trace, *, scores: Scores | None = None, gate_stats: GateStats | None = None,
+               title: str | None = None, max_chars: int = MAX_CHARS, max_values: int = MAX_VALUES,
+               select: str | None = None, total: int | None = None, notes: Sequence[str] = ()) -> dict[str, Any]:
+    """The JSON object the page reads (see the module docstring)."""
+    if len(trace) == 0:
+        raise CharlstmError("nothing to show: the trace is empty")
+    keys = [k for k in trace.arrays]
+    if not keys:
+        raise CharlstmError("nothing to show: the trace holds no arrays")
+    H = trace.hidden_size
+    per_char = len(keys) * H
+    n = max(1, min(len(trace), max_chars, max_values // max(per_char, 1)))
+    total = len(trace) if total is None else total
+    notes = list(notes)
+    if n < total:
+        why = "" if n == max_chars else f" (to keep the page small: {len(keys)} arrays x {H} units; trace fewer --layers/--kinds to see more)"
+        notes.append(f"Showing the first {n:,} of {total:,} characters traced{why}.")
+    t = trace.head(n)
+    arrays, variance, saturation = {}, {}, {}
+    for k in keys:
+        _, kind = parse_key(k)
+        a = np.asarray(t.arrays[k], dtype=np.float32)
+        scale, q = _quantise(a)
+        arrays[k] = {"scale": scale, "q": q}
+        variance[k] = _ranking(a.var(0))
+        saturation[k] = _ranking(_saturation(a, kind))
+    probs16 = lambda p: np.where(np.isfinite(p), np.rint(np.clip(p, 0, 1) * 65534), 65535).astype(np.uint16)
+    top_ids = np.where(t.top_ids >= 0, t.top_ids, 65535).astype(np.uint16)
+    if gate_stats is None and any(parse_key(k)[1] in GATES[trace.cell] for k in keys):
+        gate_stats = GateStats.from_trace(t)
+    scores_ = _check_scores(scores, trace)
+    if select is None:
+        feats = [rows for rows in scores_.values() if rows]
+        if feats:
+            select = f"{feats[0][0][0]}:{feats[0][0][1]}"
+        else:
+            last = [k for k in keys if parse_key(k)[0] == max(trace.layers)]
+            k0 = next((k for k in last if k.endswith(".c")), last[0])
+            select = f"{k0}:{variance[k0][0][0]}"
+    return {
+        "format": "charlstm-viewer", "version": 1,
+        "title": title or "charlstm trace", "cell": trace.cell, "hidden": H, "layers": list(trace.layers),
+        "kinds": list(trace.kinds), "n": n, "total": total, "symbols": display_symbols(trace),
+        "ids": _b64(t.ids.astype(np.uint16)), "next_prob": _b64(probs16(t.next_prob)),
+        "top_ids": _b64(top_ids.reshape(-1)), "top_probs": _b64(probs16(t.top_probs).reshape(-1)),
+        "arrays": arrays, "rank": {"variance": variance, "saturation": saturation}, "scores": scores_,
+        "gates": _gates_json(gate_stats), "gate_chars": int(gate_stats.n) if gate_stats is not None else 0,
+        "select": select, "notes": notes, "colors": {"neg": list(NEG), "pos": list(POS)},
+    }
+
+
+def _json_for_script(obj: Any) -> str:
+    """JSON safe inside <script type="application/json">: no '<', '>' or '&' survives, so no
+    '</script>' or '<!--' can appear, whatever the text."""
+    s = json.dumps(obj, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    return s.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def render_html(trace: Trace, *, scores: Scores | None = None, gate_stats: GateStats | None = None,
+                title: str | None = None, max_chars: int = MAX_CHARS, max_values: int = MAX_VALUES,
+                select: str | None = None, total: int | None = None, notes: Sequence[str] = ()) -> str:
+    """The viewer page for a trace, as a string.
+
+    scores: feature rankings to offer in the overview, {"feature name": [(key, unit, score), ...]}
+        with key like "layer1.c", best first (e.g. from `charlstm neurons find`); each list is
+        cut to its first 200 rows. The first row of the first feature is selected on load.
+    gate_stats: saturation over the whole traced text (a GateStats sink); default: computed from
+        the gates embedded in the page.
+    select: the unit shown first, "layer1.c:37" (default: the first feature's best unit, else the
+        highest-variance cell-state unit of the top traced layer).
+    total: how many characters were traced when `trace` holds only the first ones (for the note).
+    notes: extra lines shown above the text.
+    """
+    data = build_data(trace, scores=scores, gate_stats=gate_stats, title=title, max_chars=max_chars,
+                      max_values=max_values, select=select, total=total, notes=notes)
+    template = resources.files("charlstm.viz").joinpath("viewer.html").read_text(encoding="utf-8")
+    fill = {"TITLE": html.escape(data["title"]), "DATA": _json_for_script(data)}
+    # one pass, so a title containing "{{DATA}}" stays literal
+    return re.sub(r"\{\{(TITLE|DATA)\}\}", lambda m: fill[m.group(1)], template)
+
+
+def write_html(path: str | os.PathLike, trace: Trace, **kw: Any) -> Path:
+    """render_html(trace, **kw) written to path (parent folders created); returns the path."""
+    path = Path(path)
+    page = render_html(trace, **kw)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(page, encoding="utf-8")
+    return path
