@@ -50,7 +50,7 @@ def test_tweets_text_and_synthetic(tmp_path, monkeypatch):
     (tmp_path / "t.csv").write_text('handle,text,is_retweet\nme,"hello, world",False\nme,second one,False\n'
                                     'you,"RT @me: hello, world",True\n')
     out = run("tweets", str(tmp_path / "t.csv"), "--handle", "me", "--val-frac", "0.5").output
-    assert "tweets: 3 read, 2 kept, 0 retweets, 0 duplicates, 0 empty, 1 other authors" in out
+    assert "tweets: read=3, kept=2, retweets=0, duplicates=0, empty=0, other_authors=1" in out
     (tmp_path / "rows.jsonl").write_text("\n".join(json.dumps({"text": f"r{i}"}) for i in range(5)) + "\n")
     run("tweets", "--hub", str(tmp_path / "rows.jsonl"), "--name", "hubtweets")
     (tmp_path / "a.txt").write_text("some text\n" * 20)

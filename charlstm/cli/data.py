@@ -61,6 +61,11 @@ def _describe_source(src: dict) -> str:
     return f"{kind} ({rest})" if rest else kind
 
 
+def _short(v, width: int = 40) -> str:
+    text = str(v)
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
 def _splits_line(ds: Dataset) -> str:
     return ", ".join(f"{s} {_n(ds.meta['splits'][s]['tokens'])}" for s in ds.splits)
 
@@ -72,10 +77,10 @@ def _report(ds: Dataset, quiet: bool) -> None:
     if quiet:
         return
     st = m.get("stats", {})
-    if st.get("skipped"):
-        click.echo("  skipped: " + ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in st["skipped"].items()))
+    if "files" in st:
+        click.echo(f"  files: {_n(st['files'])} kept" + "".join(f", {k}={v}" for k, v in st.get("skipped", {}).items()))
     if st.get("tweets"):
-        click.echo("  tweets: " + ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in st["tweets"].items()))
+        click.echo("  tweets: " + ", ".join(f"{k}={v}" for k, v in st["tweets"].items()))
     for key, what in (("invalid_utf8", "invalid UTF-8 sequence(s) replaced by U+FFFD"),
                       ("unknown", "character(s) mapped to <unk> by --min-count")):
         if st.get(key):
@@ -235,12 +240,15 @@ def info_cmd(name, top, verify, data_dir):
     ds = _open(name, data_dir, verify)
     m = ds.meta
     st = dict(m.get("stats", {}))
+    per_split = st.pop("records_per_split", {})
+    records = "no (running text)"
+    if m.get("records"):
+        records = "yes, each ends in <eot>: " + ", ".join(f"{s} {_n(per_split[s])}" for s in ds.splits if s in per_split)
     rows = [("name", ds.name), ("path", str(ds.path)), ("source", _describe_source(m.get("source", {}))),
             ("units", f"{m['units']}, vocabulary {m['vocab_size']} symbols, {m['dtype']}"),
-            ("records", "yes (each ends in <eot>)" if m.get("records") else "no (running text)"),
-            ("tokens", _splits_line(ds)),
-            ("options", ", ".join(f"{k}={v}" for k, v in m.get("options", {}).items()))]
-    for key in ("skipped", "tweets", "records_per_split"):
+            ("records", records), ("tokens", _splits_line(ds)),
+            ("options", ", ".join(f"{k}={_short(v)}" for k, v in m.get("options", {}).items()))]
+    for key in ("skipped", "tweets"):
         if st.get(key):
             rows.append((key.replace("_", " "), ", ".join(f"{k}={v}" for k, v in st.pop(key).items())))
     rows.append(("stats", ", ".join(f"{k}={_n(v) if isinstance(v, int) else v}" for k, v in st.items())))
