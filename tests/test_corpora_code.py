@@ -10,7 +10,6 @@ import pytest
 from charlstm.corpora import code as code_mod
 from charlstm.corpora.build import EncodeOptions
 from charlstm.corpora.code import parse_exts, url_name, write_code
-from charlstm.dataset import open_dataset
 from charlstm.errors import CharlstmError
 from charlstm.paths import data_root
 

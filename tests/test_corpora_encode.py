@@ -86,7 +86,7 @@ def test_records_split_by_whole_records(tmp_path):
     assert (len(got["val"]), len(got["test"]), len(got["train"])) == (10, 20, 70)
     assert sorted(sum(got.values(), [])) == sorted(recs)
     assert got["train"] != sorted(got["train"], key=lambda r: int(r[3:]))  # shuffled by the seed
-    assert ds.meta["records"] is True and ds.meta["stats"]["records_per_split"] == {"val": 10, "test": 20, "train": 70}
+    assert ds.meta["records"] is True and ds.meta["stats"]["records_per_split"] == {"train": 70, "val": 10, "test": 20}
     other = write_records(tmp_path / "e", recs, EncodeOptions(val_frac=0.1, test_frac=0.2, seed=4),
                           source={}, options={}, stats={})
     assert other.vocab.decode(other.split("val")) != ds.vocab.decode(ds.split("val"))

@@ -72,6 +72,6 @@ def test_write_synthetic_is_a_record_dataset():
         assert text.endswith("<eot>")
         recs += text.split("<eot>")[:-1]
     assert sorted(recs) == sorted(generate("counting", 200, seed=5))
-    assert ds.meta["stats"]["records_per_split"] == {"val": 10, "train": 190}
+    assert ds.meta["stats"]["records_per_split"] == {"train": 190, "val": 10}
     with pytest.raises(CharlstmError, match="already exists"):
         write_synthetic("counting")

@@ -56,7 +56,7 @@ def test_clinton_trump_csv(tmp_path):
     ])
     assert ds.meta["stats"]["tweets"] == {"read": 7, "kept": 4, "retweets": 2, "duplicates": 1, "empty": 0,
                                           "other_authors": 0}
-    assert ds.meta["stats"]["records_per_split"] == {"val": 1, "train": 3}
+    assert ds.meta["stats"]["records_per_split"] == {"train": 3, "val": 1}
     assert ds.meta["source"]["column"] == "text"
 
 
@@ -93,7 +93,7 @@ def test_hub_reads_a_local_file_through_datasets(tmp_path, monkeypatch):
     ds = write_tweets(hub=str(tmp_path / "hub.jsonl"), opts=EncodeOptions(val_frac=0.2, seed=1))
     assert ds.name == "hub" and ds.meta["source"]["hub"] == str(tmp_path / "hub.jsonl")
     assert sorted(_records(ds)) == sorted(f"tweet number {i}" for i in range(10) if i != 3)
-    assert ds.meta["stats"]["records_per_split"] == {"val": 2, "train": 7}
+    assert ds.meta["stats"]["records_per_split"] == {"train": 7, "val": 2}
     assert list((tmp_path / "tmp").iterdir()) == []  # the temporary Arrow cache is gone
 
 

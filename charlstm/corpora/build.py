@@ -106,19 +106,18 @@ class _SplitWriter:
         self.written = 0
         self._next()
 
-    def _submit(self, fn, *args) -> None:
-        self.pending.append(self.pool.submit(fn, *args))
+    def _submit(self, data: memoryview) -> None:
+        def put(f=self.f, h=self.h) -> None:
+            f.write(data)
+            h.update(data)
+
+        self.pending.append(self.pool.submit(put))
         while len(self.pending) > 2:
             self.pending.popleft().result()  # re-raises a write error here
 
     def _drain(self) -> None:
         while self.pending:
             self.pending.popleft().result()
-
-    @staticmethod
-    def _put(f, h, data) -> None:
-        f.write(data)
-        h.update(data)
 
     def _next(self) -> None:
         if self.f is not None:
@@ -134,31 +133,28 @@ class _SplitWriter:
             while self.left == 0 and self.i + 1 < len(self.quotas):
                 self._next()
             k = len(ids) if self.i + 1 == len(self.quotas) else min(len(ids), self.left)
-            self._submit(self._put, self.f, self.h, ids[:k].data)
+            self._submit(ids[:k].data)
             self.left -= k
             self.written += k
             ids = ids[k:]
 
     def close(self) -> None:
-        try:
-            while self.i + 1 < len(self.quotas):
-                self._next()
-            self._drain()
-            self.f.close()
-            self.b.close_split(self.quotas[self.i][0], self.dtype, sha256=self.h.hexdigest())
-        finally:
-            self.pool.shutdown(wait=True, cancel_futures=True)
+        """Finish the last split (and any left empty); call `shutdown` in any case afterwards."""
+        while self.i + 1 < len(self.quotas):
+            self._next()
+        self._drain()
+        self.f.close()
+        self.b.close_split(self.quotas[self.i][0], self.dtype, sha256=self.h.hexdigest())
         if self.written != sum(q for _, q in self.quotas):
             raise CharlstmError("the source changed while it was being read; run the command again")
 
-    def abort(self) -> None:
+    def shutdown(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
-        if self.f is not None:
-            self.f.close()
+        self.f.close()
 
 
-def _bar(desc: str, total: int | None, progress: bool, unit: str = "B") -> tqdm:
-    return tqdm(total=total, desc=desc, unit=unit, unit_scale=True, unit_divisor=1024 if unit == "B" else 1000,
+def _bar(desc: str, total: int | None, progress: bool) -> tqdm:
+    return tqdm(total=total, desc=desc, unit="B", unit_scale=True, unit_divisor=1024,
                 disable=not progress, leave=False, dynamic_ncols=True)
 
 
@@ -213,7 +209,7 @@ def write_stream(out: Path, corpus: StreamCorpus, opts: EncodeOptions, *, source
         except OSError as e:
             raise CharlstmError(f"cannot write the dataset in {out.parent}: {e.strerror or e}") from None
         finally:
-            w.abort()
+            w.shutdown()
         stats = {**corpus.stats(), ("characters" if opts.units == "char" else "bytes"): counts.units,
                  "invalid_utf8": counts.invalid_utf8, **_common_stats(vocab, counts, opts.min_count)}
         return b.commit(vocab, {"records": False, "source": source,
@@ -239,13 +235,15 @@ def write_records(out: Path, records: Sequence[str], opts: EncodeOptions, *,
         bc = np.bincount(code_points("".join(records)))
         counts.counts[: len(bc)] += bc
         counts.units = int(bc.sum())
-    vocab = build_vocab(opts.units, counts or PieceStats(), opts.min_count, records=True)
+    vocab = build_vocab(opts.units, counts, opts.min_count, records=True)
     enc = PieceEncoder(vocab, nfc=False)  # already normalised above
     perm = np.random.default_rng(opts.seed).permutation(len(records))
-    parts = {"val": perm[:n_val], "test": perm[n_val:n_val + n_test], "train": perm[n_val + n_test:]}
+    parts = {"train": perm[n_val + n_test:], "val": perm[:n_val]}
+    if opts.test_frac > 0:
+        parts["test"] = perm[n_val:n_val + n_test]
     with DatasetBuilder(out, force=force) as b:
         units = 0
-        for name in ("train", "val") + (("test",) if opts.test_frac > 0 else ()):
+        for name in parts:
             chosen = [records[i] for i in parts[name]]
             ids = enc.encode_text("".join(chosen))
             if opts.units == "byte":
@@ -255,7 +253,7 @@ def write_records(out: Path, records: Sequence[str], opts: EncodeOptions, *,
             units += len(ids)
             b.write_split(name, np.insert(ids, np.cumsum(lens, dtype=np.int64), vocab.eot_id).astype(vocab.dtype))
         stats = {**stats, "documents": len(records), ("characters" if opts.units == "char" else "bytes"): units,
-                 "records_per_split": {k: int(len(v)) for k, v in parts.items() if k != "test" or opts.test_frac > 0},
+                 "records_per_split": {k: int(len(v)) for k, v in parts.items()},
                  **_common_stats(vocab, counts, opts.min_count)}
         return b.commit(vocab, {"records": True, "source": source,
                                 "options": {**opts.as_dict(), **options}, "stats": stats})

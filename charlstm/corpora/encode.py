@@ -87,7 +87,8 @@ class PieceStats:
 
 
 class PieceCodec:
-    """Turns pieces into units for one setting of (units, nfc): `count` in pass 1, `encode` in pass 2."""
+    """Turns pieces into units for one setting of (units, nfc), and counts them (pass 1).
+    `PieceEncoder` adds the ids (pass 2) on the very same transformation."""
 
     def __init__(self, units: str, nfc: bool):
         self.units = units
@@ -160,8 +161,9 @@ def char_table(vocab: Vocab) -> np.ndarray:
     return np.where(t < 0, vocab.unk_id, t).astype(vocab.dtype)
 
 
-def build_vocab(units: str, stats: PieceStats, min_count: int, records: bool) -> Vocab:
-    """The vocabulary for counted text; refuses one too large for uint16 storage."""
+def build_vocab(units: str, stats: PieceStats | None, min_count: int, records: bool) -> Vocab:
+    """The vocabulary for counted text (byte units need no counts, stats may be None); refuses a
+    char vocabulary too large for uint16 ids."""
     if units == "byte":
         return Vocab.build_byte(records=records)
     vocab = Vocab.build_char(stats.char_counts(), min_count=min_count)
