@@ -39,10 +39,12 @@ def test_code_from_local_repo_and_file_url(tmp_path):
     assert bytes(ds.split("train")) + bytes(ds.split("val")) == b"==> hello.py <==\nprint('hello')\n"
 
 
-def test_stdlib_default_with_a_file_limit():
-    out = run("code", "--max-files", "5", "-q").output
-    assert out.count("\n") == 1 and "stdlib" in out  # --quiet: the one result line
-    assert open_dataset("stdlib").meta["stats"]["files"] == 5
+def test_stdlib_default():
+    """The real default, no arguments: the whole stdlib (a few MB, about a second)."""
+    out = run("code", "-q").output
+    assert out.count("\n") == 1 and out.startswith(f"Wrote {data_root() / 'stdlib'}: ")  # --quiet: one line
+    ds = open_dataset("stdlib")
+    assert ds.meta["stats"]["files"] > 300 and 3_000_000 < ds.meta["stats"]["characters"] < 30_000_000
 
 
 def test_tweets_text_and_synthetic(tmp_path, monkeypatch):
