@@ -34,6 +34,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), 0o644)  # mkstemp makes it private; run files are ordinary files
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
@@ -61,8 +62,8 @@ def tensors_sha256(tensors: dict[str, Tensor]) -> str:
     for k in sorted(tensors):
         t = tensors[k].detach().cpu().contiguous()
         h.update(f"{k}|{t.dtype}|{tuple(t.shape)}|".encode())
-        # view as bytes (bf16 has no numpy dtype)
-        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        # view as bytes (bf16 has no numpy dtype); reshape first because a 0-d tensor cannot be viewed
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
     return h.hexdigest()
 
 

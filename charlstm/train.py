@@ -1,0 +1,610 @@
+"""The training loop: truncated BPTT over parallel streams, exact validation, schedule, checkpoints.
+
+    from charlstm.train import train
+    from charlstm.config import build_configs
+    m, t = build_configs("tiny", overrides={"max_steps": 500})
+    result = train("stdlib", "checkpoints/demo", m, t)       # -> TrainResult
+    print(result.best_val_bpc)
+
+One optimizer step reads grad_accum chunks of [B, T] characters (charlstm.batches) with the hidden
+state carried across chunks (detached between them, reset at each epoch), clips the gradient norm,
+and takes an AdamW step at the scheduled learning rate (charlstm.schedule). Every log_every steps
+the loss accumulated on the device is read once (the only host sync), checked for NaN/inf (rolling
+back to an in-memory snapshot with a halved learning rate) and logged to metrics.jsonl; every
+eval_every steps the whole validation split is scored exactly, the best weights are saved to
+model.safetensors and the full trainer state to last.safetensors (charlstm.trainer_state).
+Ctrl-C / SIGTERM stop at the next step boundary and save; `resume=True` continues bit-exactly on CPU.
+Under torchrun the same loop runs data-parallel (charlstm.distributed).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import random
+import signal
+import sys
+import threading
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from charlstm import distributed as D
+from charlstm.batches import EvalStreams, TrainStreams, fit_batch_size
+from charlstm.checkpoint import (BEST, LAST, atomic_write_bytes, load_tensors, save_model, save_tensors,
+                                 write_run_config)
+from charlstm.config import ModelConfig, TrainConfig
+from charlstm.dataset import Dataset, open_dataset
+from charlstm.errors import CharlstmError
+from charlstm.model import CharRNN, State, detach_state
+from charlstm.schedule import learning_rate, progress
+from charlstm.trainer_state import (LAST_FORMAT, Snapshot, host_rng, optimizer_from_tensors,
+                                    optimizer_to_tensors, set_host_rng, set_torch_rng, torch_rng)
+
+LN2 = math.log(2.0)
+_clock = time.monotonic  # the loop's clock (tests substitute a deterministic one)
+METRICS = "metrics.jsonl"
+DEFAULT_EPOCHS = 10  # when no max-steps / max-epochs / time-budget is given
+# Validation streams: at most 64, each at least ~1024 characters long (every stream starts from a blank
+# state, so short ones would be scored mostly cold). Fixed, so val bpc does not depend on the batch.
+EVAL_STREAMS, EVAL_MIN_STREAM = 64, 1024
+
+
+@dataclass
+class Event:
+    """Passed to callbacks. kind: "log" (every log_every steps; metrics has train_loss, lr, ...),
+    "eval" (after a validation; metrics has val_bpc too) or "end"."""
+
+    kind: str
+    step: int
+    metrics: dict[str, Any]
+
+
+Callback = Callable[[Event], Any]  # return True to stop training (checkpoint saved, as on Ctrl-C)
+
+
+@dataclass
+class TrainResult:
+    """What a train() call did. stopped: "finished", "time budget", "interrupted" or "callback"."""
+
+    run_dir: Path
+    steps: int
+    epoch: float
+    best_val_bpc: float | None
+    best_step: int | None
+    final_val_bpc: float | None
+    stopped: str
+    elapsed: float  # seconds, over all sessions of the run
+    chars_per_s: float  # training characters per second of step time, this session
+    num_parameters: int
+    batch_size: int  # effective (global) batch after any shrinking
+    history: list[dict[str, Any]] = field(default_factory=list)  # this session's metrics lines
+
+
+def load_run_configs(run_dir: str | os.PathLike) -> tuple[ModelConfig, TrainConfig]:
+    """The model and train configs saved in a run's config.json (to resume with the same settings)."""
+    cfg = _read_config(Path(run_dir))
+    return ModelConfig(**cfg["model"]), _train_cfg(cfg["train"])
+
+
+def _read_config(run_dir: Path) -> dict[str, Any]:
+    try:
+        return json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise CharlstmError(f"cannot read {run_dir / 'config.json'} ({e})") from None
+
+
+def _train_cfg(d: dict[str, Any]) -> TrainConfig:
+    names = {f.name for f in dataclasses.fields(TrainConfig)}
+    return TrainConfig(**{k: v for k, v in d.items() if k in names})
+
+
+def _say(msg: str, quiet: bool, info: D.DistInfo) -> None:
+    if info.is_main and not quiet:
+        from tqdm import tqdm
+
+        tqdm.write(msg, file=sys.stderr)
+
+
+def _warn(msg: str, info: D.DistInfo) -> None:
+    if info.is_main:
+        from tqdm import tqdm
+
+        tqdm.write(f"Warning: {msg}", file=sys.stderr)
+
+
+def train(dataset: str | os.PathLike | Dataset, run_dir: str | os.PathLike, model_cfg: ModelConfig,
+          train_cfg: TrainConfig, resume: bool = False, force: bool = False, quiet: bool = False,
+          callbacks: Sequence[Callback] | None = None) -> TrainResult:
+    """Train a model on `dataset` (name, folder or opened Dataset) into the run folder `run_dir`.
+
+    model_cfg.vocab_size may be 0 (taken from the dataset). The configs are copied, not modified.
+    resume: continue run_dir from its last.safetensors (configs must be compatible: same model,
+    batch size, seq len and dataset). force: replace an existing run. Raises CharlstmError for every
+    user error before anything is written. Under torchrun, call it on every rank.
+    """
+    if resume and force:
+        raise CharlstmError("--resume and --force contradict each other: resume continues the run, force starts it over")
+    mcfg, tcfg = dataclasses.replace(model_cfg), dataclasses.replace(train_cfg)
+    tcfg.validate()
+    ds = dataset if isinstance(dataset, Dataset) else open_dataset(dataset)
+    if mcfg.vocab_size in (0, None):
+        mcfg.vocab_size = ds.vocab.size
+    elif mcfg.vocab_size != ds.vocab.size:
+        raise CharlstmError(f"vocab-size {mcfg.vocab_size} does not match dataset '{ds.name}' ({ds.vocab.size} symbols)")
+    mcfg.validate()
+    run_dir = Path(run_dir)
+    _check_run_dir(run_dir, resume, force)
+    info = D.from_env()
+    device = D.resolve_device(tcfg.device, info)
+    D.setup(info, device)
+    try:
+        trainer = Trainer(ds, run_dir, mcfg, tcfg, info, device, resume, quiet, list(callbacks or []))
+        return trainer.run()
+    finally:
+        D.teardown(info)
+
+
+def _check_run_dir(run_dir: Path, resume: bool, force: bool) -> None:
+    exists = (run_dir / "config.json").exists() or (run_dir / LAST).exists()
+    if resume:
+        if not (run_dir / "config.json").exists():
+            raise CharlstmError(f"no run at {run_dir} to resume; drop --resume to start it")
+        if not (run_dir / LAST).exists():
+            raise CharlstmError(f"run {run_dir} has no {LAST} to resume from; start it over with --force")
+    elif exists and not force:
+        raise CharlstmError(f"run '{run_dir.name}' already exists at {run_dir}; use --resume to continue it, "
+                            "--force to start it over, or --run to pick another name")
+
+
+class Trainer:
+    """One training session of one run (on one rank). Use `train()`; this class holds its state."""
+
+    def __init__(self, ds: Dataset, run_dir: Path, mcfg: ModelConfig, tcfg: TrainConfig, info: D.DistInfo,
+                 device: torch.device, resume: bool, quiet: bool, callbacks: list[Callback]):
+        self.ds, self.run_dir, self.mcfg, self.cfg = ds, run_dir, mcfg, tcfg
+        self.info, self.device, self.quiet, self.callbacks = info, device, quiet, callbacks
+        self.main = info.is_main
+        train_ids = ds.split("train")
+        B = fit_batch_size(len(train_ids), tcfg.batch_size, tcfg.seq_len, info.world_size)
+        if B < tcfg.batch_size:
+            _warn(f"the training split ({len(train_ids):,} tokens) is too small for batch-size {tcfg.batch_size} x "
+                  f"seq-len {tcfg.seq_len}; using batch-size {B}", info)
+            tcfg.batch_size = B
+        val_ids = ds.split("val") if "val" in ds.splits else None
+        if val_ids is None or len(val_ids) < 2:
+            raise CharlstmError(f"dataset '{ds.name}' has no validation split with at least 2 tokens; rebuild it with a validation fraction")
+        if tcfg.eval_max_chars:
+            val_ids = val_ids[: tcfg.eval_max_chars + 1]
+        self.saved_cfg = _read_config(run_dir) if resume else None
+        if resume:
+            self._check_compatible()
+
+        torch.manual_seed(tcfg.seed)
+        random.seed(tcfg.seed)
+        np.random.seed(tcfg.seed % 2**32)
+        self.model = CharRNN(mcfg).to(device)
+        if info.rank > 0:
+            # Same initial weights (seeded above, and DDP broadcasts rank 0's), different dropout masks.
+            torch.manual_seed(tcfg.seed + 7919 * info.rank)
+        if device.type == "cuda":
+            torch.backends.cudnn.benchmark = True
+            torch.backends.cuda.matmul.allow_tf32 = True
+            torch.backends.cudnn.allow_tf32 = True
+        self.opt = torch.optim.AdamW(self.model.parameters(), lr=tcfg.lr, weight_decay=tcfg.weight_decay)
+        self.streams = TrainStreams(train_ids, B, tcfg.seq_len, info.rank, info.world_size, device)
+        n_val = min(EVAL_STREAMS, max(1, (len(val_ids) - 1) // EVAL_MIN_STREAM))
+        self.val = EvalStreams(val_ids, n_val, tcfg.seq_len, info.rank, info.world_size, device)
+        self.net: torch.nn.Module = self.model
+        if info.enabled:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            self.net = DDP(self.model, device_ids=[device.index] if device.type == "cuda" else None)
+        if tcfg.compile:
+            self.net = torch.compile(self.net)
+        self.use_amp = tcfg.amp and device.type == "cuda"
+
+        n_chunks = self.streams.n_chunks
+        max_epochs = tcfg.max_epochs
+        if tcfg.max_steps is None and max_epochs is None and tcfg.time_budget is None:
+            max_epochs = DEFAULT_EPOCHS
+            _say(f"no --max-steps, --max-epochs or --time-budget: training for {DEFAULT_EPOCHS} epochs "
+                 "(Ctrl-C saves and stops; --resume continues)", quiet, info)
+        caps = [tcfg.max_steps] if tcfg.max_steps else []
+        if max_epochs:
+            caps.append(math.ceil(max_epochs * n_chunks / tcfg.grad_accum))
+        self.total_steps: int | None = min(caps) if caps else None
+
+        # loop position and bookkeeping (all of it saved in last.safetensors)
+        self.step, self.epoch, self.chunk = 0, 0, 0
+        self.lr_scale, self.nan_retries = 1.0, 0
+        self.best_val, self.best_step, self.last_val, self.last_eval_step = None, None, None, None
+        self.elapsed_before = 0.0
+        self.state: State = self.model.init_state(self.streams.rows)
+        if resume:
+            self._load_last()
+        else:
+            if self.main:
+                for f in (BEST, LAST, METRICS):
+                    (run_dir / f).unlink(missing_ok=True)
+                dsinfo = {"name": ds.name, "path": str(ds.path.resolve()), "meta": ds.meta}
+                write_run_config(run_dir, mcfg, tcfg, dsinfo, ds.vocab)
+            D.barrier(info)
+        self.loss_sum = torch.zeros((), device=device)
+        self.bad = torch.zeros((), device=device)
+        self.loss_n = 0
+        self.stop_reason: str | None = None
+        self.history: list[dict[str, Any]] = []
+
+    # ------------------------------------------------------------------ resume
+    def _check_compatible(self) -> None:
+        saved = self.saved_cfg
+        sm = saved.get("model", {})
+        for k, v in dataclasses.asdict(self.mcfg).items():
+            if sm.get(k) != v:
+                name = {"num_layers": "layers", "hidden_size": "hidden", "embed_dim": "embed"}.get(k, k).replace("_", "-")
+                raise CharlstmError(f"cannot resume: the run was trained with {name} {sm.get(k)!r}, not {v!r}; "
+                                    "resume with the run's own model settings or start a new run")
+        st = saved.get("train", {})
+        for k in ("batch_size", "seq_len"):
+            if st.get(k) != getattr(self.cfg, k):
+                raise CharlstmError(f"cannot resume: the run was trained with {k.replace('_', '-')} {st.get(k)}, not "
+                                    f"{getattr(self.cfg, k)} (the data position depends on it)")
+        want = (saved.get("dataset", {}).get("meta", {}).get("splits", {}).get("train", {}) or {}).get("sha256")
+        have = self.ds.meta["splits"]["train"]["sha256"]
+        if want and want != have:
+            raise CharlstmError(f"cannot resume: dataset '{self.ds.name}' is not the one this run was trained on "
+                                "(its training split changed)")
+
+    def _load_last(self) -> None:
+        tensors, meta = load_tensors(self.run_dir / LAST, device="cpu")
+        tr = meta.get("trainer") or {}
+        if meta.get("format") != LAST_FORMAT or not tr:
+            raise CharlstmError(f"{self.run_dir / LAST} has no trainer state; it cannot be resumed")
+        self.model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+        optimizer_from_tensors(self.opt, {k: v.to(self.device) for k, v in tensors.items() if k.startswith("optim.")},
+                               meta["optim"])
+        b, r = self.streams.rows, self.info.rank
+        self.state = tuple(tensors[f"state.{i}"][:, r * b:(r + 1) * b].to(self.device, torch.float32).contiguous()
+                           for i in range(self.model.state_size))
+        saved_world = tr.get("world_size", 1)
+        row = r if saved_world == self.info.world_size else 0
+        if saved_world != self.info.world_size:
+            _warn(f"the run was saved by {saved_world} process(es) and resumes on {self.info.world_size}: weights, "
+                  "optimizer, data position and hidden state continue exactly; dropout masks are reseeded", self.info)
+        cuda = tensors.get("rng.cuda")
+        set_torch_rng(tensors["rng.torch"][row], cuda[row] if cuda is not None else None, self.device)
+        set_host_rng(tr.get("host_rng", {}))
+        self.step, self.epoch, self.chunk = tr["step"], tr["epoch"], tr["chunk"]
+        self.lr_scale, self.nan_retries = tr["lr_scale"], tr.get("nan_retries", 0)
+        self.best_val, self.best_step = tr.get("best_val_bpc"), tr.get("best_step")
+        self.last_val, self.last_eval_step = tr.get("last_val_bpc"), tr.get("last_eval_step")
+        self.elapsed_before = tr.get("elapsed", 0.0)
+        if self.main:
+            # Lines logged after the checkpoint belong to steps that will be redone.
+            mp = self.run_dir / METRICS
+            if mp.exists():
+                keep = [ln for ln in mp.read_text(encoding="utf-8").splitlines()
+                        if ln.strip() and json.loads(ln).get("step", 0) <= self.step]
+                atomic_write_bytes(mp, "".join(ln + "\n" for ln in keep).encode("utf-8"))
+            dsinfo = {"name": self.ds.name, "path": str(self.ds.path.resolve()), "meta": self.ds.meta}
+            write_run_config(self.run_dir, self.mcfg, self.cfg, dsinfo, self.ds.vocab)  # allowed changes, e.g. max-steps
+        _say(f"resuming run '{self.run_dir.name}' at step {self.step} (epoch {self.epoch_float:.2f})", self.quiet, self.info)
+
+    @property
+    def epoch_float(self) -> float:
+        return self.epoch + self.chunk / self.streams.n_chunks
+
+    def _position(self) -> dict[str, Any]:
+        return {"step": self.step, "epoch": self.epoch, "chunk": self.chunk}
+
+    def _save_last(self, elapsed: float) -> None:
+        """Write last.safetensors (rank 0; every rank joins the gathers of state and RNG)."""
+        state = [D.gather_cat(s.float().contiguous(), self.info, dim=1) for s in self.state]
+        cpu_rng, cuda_rng = torch_rng(self.device)
+        dev = self.device if self.device.type == "cuda" else torch.device("cpu")
+        rng_t = D.gather_cat(cpu_rng.to(dev)[None], self.info, 0)
+        rng_c = D.gather_cat(cuda_rng.to(dev)[None], self.info, 0) if cuda_rng is not None else None
+        if not self.main:
+            return
+        otensors, ometa = optimizer_to_tensors(self.opt)
+        tensors = {f"model.{k}": v for k, v in self.model.state_dict().items()}
+        tensors.update(otensors)
+        tensors.update({f"state.{i}": s for i, s in enumerate(state)})
+        tensors["rng.torch"] = rng_t
+        if rng_c is not None:
+            tensors["rng.cuda"] = rng_c
+        trainer = {**self._position(), "lr_scale": self.lr_scale, "nan_retries": self.nan_retries,
+                   "best_val_bpc": self.best_val, "best_step": self.best_step, "last_val_bpc": self.last_val,
+                   "last_eval_step": self.last_eval_step,
+                   "elapsed": elapsed, "progress": self._progress(elapsed), "world_size": self.info.world_size,
+                   "batch_size": self.cfg.batch_size, "seq_len": self.cfg.seq_len, "host_rng": host_rng()}
+        save_tensors(self.run_dir / LAST, tensors, {"format": LAST_FORMAT, "step": self.step,
+                                                    "val_bpc": self.last_val, "trainer": trainer, "optim": ometa})
+
+    # ------------------------------------------------------------------ steps
+    def _progress(self, elapsed: float) -> float:
+        return progress(self.step, self.total_steps, elapsed, self.cfg.time_budget)
+
+    def _train_step(self, lr: float) -> None:
+        """One optimizer step over grad_accum chunks; all bookkeeping stays on the device."""
+        cfg, net = self.cfg, self.net
+        for g in self.opt.param_groups:
+            g["lr"] = lr
+        V = self.mcfg.vocab_size
+        for micro in range(cfg.grad_accum):
+            if self.chunk >= self.streams.n_chunks:
+                self.epoch, self.chunk = self.epoch + 1, 0
+                self.state = self.model.init_state(self.streams.rows)  # a new epoch starts from a blank memory
+            x, y = self.streams.chunk(self.chunk)
+            self.chunk += 1
+            sync = (net.no_sync() if self.info.enabled and micro < cfg.grad_accum - 1 and hasattr(net, "no_sync")
+                    else nullcontext())
+            with sync:
+                with torch.autocast("cuda", dtype=torch.bfloat16) if self.use_amp else nullcontext():
+                    logits, state = net(x, self.state)
+                    loss = _chunk_loss(logits.reshape(-1, V), y.reshape(-1))
+                (loss / cfg.grad_accum).backward() if cfg.grad_accum > 1 else loss.backward()
+            self.state = detach_state(state)
+            self.loss_sum += loss.detach()
+            self.loss_n += 1
+        params = self.model.parameters()
+        if cfg.grad_clip > 0:
+            norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip, foreach=True)
+        else:
+            norm = torch.nn.utils.get_total_norm([p.grad for p in self.model.parameters() if p.grad is not None])
+        self.bad += ~torch.isfinite(norm)  # a NaN/inf gradient poisons AdamW: caught at the next log point
+        self.opt.step()
+        self.opt.zero_grad(set_to_none=True)
+        self.step += 1
+
+    def evaluate(self) -> float:
+        """Exact bits per character over the validation split (all ranks; reduced across them)."""
+        total = score_nats(self.model, self.val, self.use_amp)
+        D.all_reduce_sum(total, self.info)
+        return total.item() / self.val.n_targets / LN2
+
+    # ------------------------------------------------------------------ the loop
+    def _local_done(self, elapsed: float) -> bool:
+        """Whether to stop after this step, judged without talking to other ranks: the step cap
+        always (every rank counts the same steps); the clock and signals only in one process
+        (under torchrun they are agreed on at the next log point instead)."""
+        if self.total_steps is not None and self.step >= self.total_steps:
+            return True
+        if self.info.enabled:
+            return False
+        return self.stop_reason is not None or (self.cfg.time_budget is not None and elapsed >= self.cfg.time_budget)
+
+    def run(self) -> TrainResult:
+        cfg, info = self.cfg, self.info
+        self.model.train()
+        self._install_signals()
+        snapshot = Snapshot(self.model, self.opt, self.state, self._position(), self.device)
+        t0 = _clock()
+        chars_session, step_time = 0, 0.0
+        bar = self._bar()
+        synced_elapsed = self.elapsed_before  # the clock all ranks agree on (refreshed at log points)
+        last_log_t, last_log_step = t0, self.step
+        try:
+            while True:
+                elapsed = self.elapsed_before + _clock() - t0
+                if not info.enabled:
+                    synced_elapsed = elapsed  # one process: the schedule follows the clock every step
+                if not self._local_done(elapsed):
+                    self._train_step(learning_rate(cfg, self.step, self._progress(synced_elapsed), self.lr_scale))
+                    elapsed = self.elapsed_before + _clock() - t0
+                    if self.step % cfg.log_every and self.step % cfg.eval_every and not self._local_done(elapsed):
+                        continue
+                # ---- log point: the one host sync per log_every steps
+                now = _clock()
+                elapsed = self.elapsed_before + now - t0
+                packed = D.all_reduce_sum(torch.stack([
+                    self.loss_sum.double(), self.bad.double(),
+                    torch.tensor(float(self.stop_reason is not None), dtype=torch.float64, device=self.device),
+                    torch.tensor(elapsed if self.main else 0.0, dtype=torch.float64, device=self.device)]), info)
+                loss_sum, bad, any_stop, synced_elapsed = packed.tolist()
+                if bad > 0 or not math.isfinite(loss_sum):
+                    self._rollback(snapshot, elapsed)
+                    last_log_t, last_log_step = _clock(), self.step
+                    continue
+                self.nan_retries = 0
+                n_chars = (self.step - last_log_step) * self.streams.chars_per_chunk * cfg.grad_accum
+                interval = now - last_log_t
+                chars_session += n_chars
+                step_time += interval
+                train_loss = loss_sum / (self.loss_n * info.world_size) if self.loss_n else None
+                self.loss_sum.zero_()
+                self.loss_n = 0
+                if any_stop and self.stop_reason is None:
+                    self.stop_reason = "interrupted"
+                done = (self.total_steps is not None and self.step >= self.total_steps) or self.stop_reason is not None \
+                    or (cfg.time_budget is not None and synced_elapsed >= cfg.time_budget)
+                rec = {"step": self.step, "epoch": round(self.epoch_float, 4), "time": round(elapsed, 2),
+                       "lr": self.opt.param_groups[0]["lr"], "train_loss": train_loss,
+                       "train_bpc": train_loss / LN2 if train_loss is not None else None,
+                       "chars_per_s": round(n_chars / interval, 1) if interval > 0 and n_chars else None}
+                evaluated = False
+                if self.stop_reason is None and (self.step % cfg.eval_every == 0 or done) \
+                        and self.step != self.last_eval_step:
+                    rec["val_bpc"] = self._evaluate_and_keep_best()
+                    evaluated = True
+                stop = False
+                for cb in self.callbacks:
+                    stop |= bool(cb(Event("eval" if evaluated else "log", self.step, rec)))
+                if info.enabled:  # every rank must agree to stop at this same step
+                    stop = bool(D.all_reduce_max(torch.tensor(float(stop), device=self.device), info).item())
+                if stop and self.stop_reason is None:
+                    self.stop_reason = "callback"
+                done = done or stop
+                if evaluated or done:
+                    self._save_last(elapsed)
+                if self.main:
+                    with open(self.run_dir / METRICS, "a", encoding="utf-8") as f:
+                        f.write(json.dumps(rec) + "\n")
+                self.history.append(rec)
+                self._update_bar(bar, rec, synced_elapsed)
+                if evaluated and self.main and not self.quiet:
+                    if bar.disable:
+                        _say(f"step {self.step}: " + _describe(rec), False, info)
+                    if cfg.sample_chars > 0:
+                        self._print_sample(bar)
+                if done:
+                    break
+                snapshot = Snapshot(self.model, self.opt, self.state, self._position(), self.device)
+                last_log_t, last_log_step = _clock(), self.step
+        finally:
+            bar.close()
+            self._restore_signals()
+        elapsed = self.elapsed_before + _clock() - t0
+        stopped = self.stop_reason or ("finished" if self.total_steps is not None and self.step >= self.total_steps
+                                       else "time budget")
+        if stopped in ("interrupted", "callback"):
+            _say(f"stopped at step {self.step} ({stopped}); checkpoint saved to {self.run_dir / LAST}", False, info)
+        result = TrainResult(run_dir=self.run_dir, steps=self.step, epoch=self.epoch_float,
+                             best_val_bpc=self.best_val, best_step=self.best_step,
+                             final_val_bpc=self.last_val if self.last_eval_step == self.step else None,
+                             stopped=stopped, elapsed=elapsed,
+                             chars_per_s=chars_session / step_time if step_time > 0 else 0.0,
+                             num_parameters=self.model.num_parameters(), batch_size=self.cfg.batch_size,
+                             history=self.history)
+        for cb in self.callbacks:
+            cb(Event("end", self.step, {"stopped": stopped, "best_val_bpc": self.best_val}))
+        return result
+
+    def _evaluate_and_keep_best(self) -> float:
+        """Score the validation split; save model.safetensors when it is the best so far."""
+        self.last_val, self.last_eval_step = self.evaluate(), self.step
+        if self.best_val is None or self.last_val < self.best_val:
+            self.best_val, self.best_step = self.last_val, self.step
+            if self.main:
+                save_model(self.run_dir / BEST, self.model, {"step": self.step, "val_bpc": self.last_val})
+        return self.last_val
+
+    def _rollback(self, snapshot: Snapshot, elapsed: float) -> None:
+        """NaN/inf seen: restore the last good state, halve the learning rate, or give up."""
+        self.nan_retries += 1
+        self.state, pos = snapshot.restore(self.model, self.opt)
+        bad_step = self.step
+        self.step, self.epoch, self.chunk = pos["step"], pos["epoch"], pos["chunk"]
+        self.loss_sum.zero_()
+        self.bad.zero_()
+        self.loss_n = 0
+        if self.nan_retries > self.cfg.max_nan_retries:
+            self._save_last(elapsed)
+            raise CharlstmError(f"training diverged: the loss became NaN/inf {self.nan_retries} times in a row (last "
+                                f"near step {bad_step}) even after lowering the learning rate to x{self.lr_scale:g}; "
+                                f"the last good state (step {self.step}) is saved; try a smaller --lr or --grad-clip")
+        self.lr_scale *= 0.5
+        _warn(f"non-finite loss or gradient between steps {self.step} and {bad_step}: rolled back to step "
+              f"{self.step} and halved the learning rate (x{self.lr_scale:g})", self.info)
+
+    # ------------------------------------------------------------------ user-facing bits
+    def _bar(self):
+        from tqdm import tqdm
+
+        # None: tqdm shows the bar only on a terminal (logs get one plain line per evaluation instead)
+        disable = True if (self.quiet or not self.main) else None
+        bar = tqdm(total=1000, disable=disable, file=sys.stderr, dynamic_ncols=True, leave=True,
+                   bar_format="{percentage:3.0f}%|{bar:20}| {desc} [{elapsed}<{remaining}]")
+        bar.n = int(1000 * self._progress(self.elapsed_before))
+        bar.set_description_str(f"step {self.step}", refresh=False)
+        return bar
+
+    def _update_bar(self, bar, rec: dict[str, Any], elapsed: float) -> None:
+        if bar.disable:
+            return
+        bar.n = int(1000 * self._progress(elapsed))
+        steps = f"step {self.step}" + (f"/{self.total_steps}" if self.total_steps else "")
+        bar.set_description_str(steps + ", " + _describe({**rec, "val_bpc": self.last_val}), refresh=False)
+        bar.refresh()
+
+    def _print_sample(self, bar) -> None:
+        text = quick_sample(self.model, self.ds.vocab, self.cfg.sample_chars, seed=self.cfg.seed + self.step)
+        bar.write(f"--- sample at step {self.step} (val {self.last_val:.3f} bpc) ---\n{text}\n---", file=sys.stderr)
+
+    def _install_signals(self) -> None:
+        self._old_handlers = {}
+        if threading.current_thread() is not threading.main_thread():
+            return
+
+        def handler(signum, frame):
+            if self.stop_reason is not None and signum == signal.SIGINT:
+                raise KeyboardInterrupt  # second Ctrl-C: stop now
+            self.stop_reason = "interrupted"
+            _say(f"{signal.Signals(signum).name} received: stopping after this step and saving a checkpoint "
+                 "(Ctrl-C again to abort without saving)", False, self.info)
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._old_handlers[sig] = signal.signal(sig, handler)
+
+    def _restore_signals(self) -> None:
+        for sig, h in self._old_handlers.items():
+            signal.signal(sig, h)
+
+
+@torch.no_grad()
+def score_nats(model: CharRNN, streams: EvalStreams, amp: bool = False) -> torch.Tensor:
+    """Summed cross-entropy (nats, float64 scalar on the model's device) of this rank's validation rows.
+
+    Each row runs with its own carried state from a zero start; padding targets are ignored.
+    bpc = sum over ranks / streams.n_targets / ln 2.
+    """
+    was_training = model.training
+    model.eval()
+    dev = model.head.weight.device
+    state = model.init_state(streams.rows)
+    total = torch.zeros((), dtype=torch.float64, device=dev)
+    for x, y in streams.chunks():
+        with torch.autocast("cuda", dtype=torch.bfloat16) if amp else nullcontext():
+            logits, state = model(x, state)
+        total += F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), y.reshape(-1), reduction="sum").double()
+    model.train(was_training)
+    return total
+
+
+def _describe(rec: dict[str, Any]) -> str:
+    """'loss 1.234, val 1.876 bpc, 12.3k chars/s' from a metrics record (missing parts left out)."""
+    parts = []
+    if rec.get("train_loss") is not None:
+        parts.append(f"loss {rec['train_loss']:.3f}")
+    if rec.get("val_bpc") is not None:
+        parts.append(f"val {rec['val_bpc']:.3f} bpc")
+    if rec.get("chars_per_s"):
+        parts.append(f"{rec['chars_per_s'] / 1000:.1f}k chars/s")
+    return ", ".join(parts)
+
+
+def _chunk_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy in nats per character. logits [N*T, V], targets [N*T]. (Tests patch this to inject NaN.)"""
+    return F.cross_entropy(logits, targets)
+
+
+@torch.no_grad()
+def quick_sample(model: CharRNN, vocab, n: int, temperature: float = 0.8, seed: int = 0,
+                 prime: str = "\n") -> str:
+    """A short sample to show progress: temperature sampling on the carried state, O(1) per character.
+
+    Uses its own generator, so printing samples never changes the training RNG (exact resume).
+    """
+    was_training = model.training
+    model.eval()
+    dev = model.head.weight.device
+    g = torch.Generator().manual_seed(seed)
+    ids = vocab.encode(prime, unknown="skip").tolist() or [vocab.eot_id if vocab.eot_id is not None else 0]
+    x = torch.tensor([ids], device=dev)
+    logits, state = model(x)
+    out = []
+    for _ in range(n):
+        p = torch.softmax(logits[0, -1].float().cpu() / temperature, -1)
+        nxt = int(torch.multinomial(p, 1, generator=g))
+        out.append(nxt)
+        logits, state = model(torch.tensor([[nxt]], device=dev), state)
+    model.train(was_training)
+    return vocab.decode(out)

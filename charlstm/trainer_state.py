@@ -1,0 +1,111 @@
+"""Everything a run needs to continue exactly, as tensors + JSON (never pickle).
+
+`last.safetensors` holds the weights (`model.*`), the AdamW state flattened to tensors
+(`optim.<param index>.<name>`, e.g. `optim.3.exp_avg`), the carried hidden state of all B training
+streams (`state.0` = h, `state.1` = c, each [L, B, H] float32), and the torch RNG states of every
+rank (`rng.torch` [W, n] uint8, `rng.cuda` [W, m] on CUDA). Its metadata holds, as JSON, the
+trainer state (step, epoch, chunk = data position, lr scale, best val bpc, elapsed time, Python and
+numpy RNG states) under "trainer" and the optimizer's param groups and non-tensor values under
+"optim". `Snapshot` is the same content kept in memory, for rolling back after a NaN.
+"""
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+LAST_FORMAT = "charlstm-last"
+
+
+# ----------------------------------------------------------------------------- optimizer
+def optimizer_to_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, Tensor], dict[str, Any]]:
+    """opt.state_dict() -> ({"optim.<i>.<name>": tensor}, {"param_groups": [...], "scalars": {...}})."""
+    sd = opt.state_dict()
+    tensors: dict[str, Tensor] = {}
+    scalars: dict[str, Any] = {}
+    for idx, st in sd["state"].items():
+        for k, v in st.items():
+            if torch.is_tensor(v):
+                tensors[f"optim.{idx}.{k}"] = v
+            else:
+                scalars[f"{idx}.{k}"] = v
+    groups = [{k: (list(v) if isinstance(v, tuple) else v) for k, v in g.items()} for g in sd["param_groups"]]
+    return tensors, {"param_groups": groups, "scalars": scalars}
+
+
+def optimizer_from_tensors(opt: torch.optim.Optimizer, tensors: dict[str, Tensor], meta: dict[str, Any]) -> None:
+    """Inverse of optimizer_to_tensors (tensors may hold other keys; only `optim.*` are read)."""
+    state: dict[int, dict[str, Any]] = defaultdict(dict)
+    for k, v in tensors.items():
+        if k.startswith("optim."):
+            _, idx, name = k.split(".", 2)
+            state[int(idx)][name] = v
+    for k, v in meta.get("scalars", {}).items():
+        idx, name = k.split(".", 1)
+        state[int(idx)][name] = v
+    groups = [{k: (tuple(v) if k == "betas" else v) for k, v in g.items()} for g in meta["param_groups"]]
+    opt.load_state_dict({"state": dict(state), "param_groups": groups})
+
+
+# ----------------------------------------------------------------------------- RNG
+def torch_rng(device: torch.device) -> tuple[Tensor, Tensor | None]:
+    """(CPU generator state [n] uint8, CUDA generator state of `device` or None)."""
+    cuda = torch.cuda.get_rng_state(device) if device.type == "cuda" else None
+    return torch.get_rng_state(), cuda
+
+
+def set_torch_rng(cpu: Tensor, cuda: Tensor | None, device: torch.device) -> None:
+    torch.set_rng_state(cpu.cpu().to(torch.uint8))
+    if cuda is not None and device.type == "cuda":
+        torch.cuda.set_rng_state(cuda.cpu().to(torch.uint8), device)
+
+
+def host_rng() -> dict[str, Any]:
+    """Python's and numpy's global RNG states as JSON-able lists."""
+    v, st, gauss = random.getstate()
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    return {"python": [v, list(st), gauss], "numpy": [name, keys.tolist(), int(pos), int(has_gauss), float(cached)]}
+
+
+def set_host_rng(d: dict[str, Any]) -> None:
+    if "python" in d:
+        v, st, gauss = d["python"]
+        random.setstate((v, tuple(st), gauss))
+    if "numpy" in d:
+        name, keys, pos, has_gauss, cached = d["numpy"]
+        np.random.set_state((name, np.array(keys, dtype=np.uint32), pos, has_gauss, cached))
+
+
+# ----------------------------------------------------------------------------- in-memory snapshot
+class Snapshot:
+    """A copy of the mutable training state at a known-good step, for rolling back after a NaN.
+
+    Holds clones (on the training device) of the weights, optimizer state and carried state, the
+    torch RNG, and the loop's position dict. Taken every log interval, so a rollback loses at most
+    log_every steps.
+    """
+
+    def __init__(self, model: torch.nn.Module, opt: torch.optim.Optimizer, state: tuple[Tensor, ...],
+                 position: dict[str, Any], device: torch.device):
+        self.weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        sd = opt.state_dict()
+        self.optim = {"state": {i: {k: (v.clone() if torch.is_tensor(v) else v) for k, v in st.items()}
+                                for i, st in sd["state"].items()},
+                      "param_groups": [dict(g) for g in sd["param_groups"]]}
+        self.state = tuple(s.detach().clone() for s in state)
+        self.position = dict(position)
+        self.rng = torch_rng(device)
+        self.device = device
+
+    def restore(self, model: torch.nn.Module, opt: torch.optim.Optimizer) -> tuple[tuple[Tensor, ...], dict[str, Any]]:
+        """Put weights, optimizer state and RNG back -> (carried state, position dict)."""
+        model.load_state_dict(self.weights)
+        opt.load_state_dict({"state": {i: {k: (v.clone() if torch.is_tensor(v) else v) for k, v in st.items()}
+                                       for i, st in self.optim["state"].items()},
+                             "param_groups": [dict(g) for g in self.optim["param_groups"]]})
+        set_torch_rng(self.rng[0], self.rng[1], self.device)
+        return tuple(s.clone() for s in self.state), dict(self.position)

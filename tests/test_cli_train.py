@@ -1,0 +1,169 @@
+"""`charlstm train` / `charlstm runs` end to end: output, config precedence, errors, SIGTERM."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from charlstm.checkpoint import load_tensors
+from charlstm.cli import main
+from test_train_helpers import make_dataset
+
+TINY = ["--hidden", "16", "--embed", "8", "--layers", "1", "--batch-size", "4", "--seq-len", "16", "--warmup", "2"]
+
+
+def invoke(*args):
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def ckpt() -> Path:
+    return Path(os.environ["CHARLSTM_CHECKPOINTS"])
+
+
+def assert_one_error(res, *fragments):
+    assert res.exit_code != 0
+    lines = [ln for ln in res.output.splitlines() if ln.strip()]
+    errors = [ln for ln in lines if ln.startswith("Error:")]
+    assert len(errors) == 1, res.output
+    assert "Traceback" not in res.output
+    for f in fragments:
+        assert f in errors[0], errors[0]
+
+
+def test_train_then_runs_lists_it():
+    make_dataset()
+    res = invoke("train", "toy", *TINY, "--max-steps", "20", "--eval-every", "10")
+    assert res.exit_code == 0, res.output
+    assert "Run 'toy' done: 20 steps" in res.output and "best val" in res.output
+    run = ckpt() / "toy"
+    assert {"config.json", "tokenizer.json", "model.safetensors", "last.safetensors", "metrics.jsonl"} <= {
+        p.name for p in run.iterdir()}
+    res = invoke("runs")
+    assert res.exit_code == 0
+    header, row = res.output.splitlines()[:2]
+    assert header.split() == ["RUN", "DATASET", "MODEL", "PARAMS", "STEPS", "BEST", "VAL", "BPC"]
+    assert row.split()[:5] == ["toy", "toy", "lstm", "1x16", f"{_params(run) / 1000:.1f}k"] and "(step 20)" in row
+    js = json.loads(invoke("runs", "--json").output.splitlines()[0])
+    assert js["steps"] == 20 and js["dataset"] == "toy" and js["best_step"] == 20
+
+
+def _params(run):
+    return sum(v.numel() for v in load_tensors(run / "model.safetensors")[0].values())
+
+
+def test_runs_with_none():
+    res = invoke("runs")
+    assert res.exit_code == 0 and "No runs" in res.output
+
+
+def test_options_override_the_config_file_which_overrides_the_preset(tmp_path):
+    make_dataset()
+    toml = tmp_path / "run.toml"
+    toml.write_text('[model]\nhidden_size = 24\nnum_layers = 1\n[train]\nseq_len = 12\nlr = 0.005\nbatch_size = 4\n')
+    res = invoke("train", "toy", "--run", "p", "--preset", "tiny", "--config", str(toml), "--lr", "0.004",
+                 "--max-steps", "3")
+    assert res.exit_code == 0, res.output
+    cfg = json.loads((ckpt() / "p" / "config.json").read_text())
+    assert cfg["model"]["hidden_size"] == 24 and cfg["model"]["embed_dim"] == 32  # file, then preset
+    assert cfg["train"]["seq_len"] == 12 and cfg["train"]["lr"] == 0.004  # file, then option
+
+
+def test_resume_continues_and_uses_the_runs_own_settings():
+    make_dataset()
+    assert invoke("train", "toy", *TINY, "--max-steps", "10").exit_code == 0
+    res = invoke("train", "toy", "--resume", "--max-steps", "15")  # no model options: taken from the run
+    assert res.exit_code == 0, res.output
+    assert "15 steps" in res.output
+    assert load_tensors(ckpt() / "toy" / "last.safetensors")[1]["step"] == 15
+
+
+@pytest.mark.parametrize("args,fragments", [
+    (["nope"], ["no dataset named 'nope'"]),
+    (["toy", "--lr", "-1"], ["learning rates must be positive"]),
+    (["toy", "--batch-size", "0"], ["batch-size must be at least 1"]),
+    (["toy", "--dropout", "1.5"], ["dropout must be in [0, 1)"]),
+    (["toy", "--time-budget", "soon"], ["cannot read duration 'soon'"]),
+    (["toy", "--seq-len", "100000"], ["too few"]),
+    (["toy", "--resume"], ["no run at"]),
+    (["toy", "--resume", "--force"], ["contradict"]),
+])
+def test_bad_input_gives_one_error_line_and_writes_nothing(args, fragments):
+    make_dataset()
+    res = invoke("train", *args)
+    assert_one_error(res, *fragments)
+    assert not (ckpt() / "toy").exists() and not (ckpt() / "nope").exists()
+
+
+def test_bad_config_files(tmp_path):
+    make_dataset()
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[model\nhidden = ")
+    assert_one_error(invoke("train", "toy", "--config", str(bad)), "not valid TOML")
+    unknown = tmp_path / "unknown.toml"
+    unknown.write_text("[model]\nwidth = 3\n")
+    assert_one_error(invoke("train", "toy", "--config", str(unknown)), "unknown model setting 'width'")
+    assert not (ckpt() / "toy").exists()
+
+
+def test_existing_run_incompatible_resume_and_corrupt_dataset_change_nothing(tmp_path):
+    path = make_dataset()
+    assert invoke("train", "toy", *TINY, "--max-steps", "6").exit_code == 0
+    run = ckpt() / "toy"
+    before = {p.name: p.read_bytes() for p in run.iterdir()}
+    assert_one_error(invoke("train", "toy", *TINY), "already exists", "--resume", "--force")
+    assert_one_error(invoke("train", "toy", "--resume", "--hidden", "32"), "cannot resume", "hidden 16, not 32")
+    assert_one_error(invoke("train", "toy", "--resume", "--seq-len", "8"), "seq-len 16, not 8")
+    data = bytearray((path / "train.bin").read_bytes())
+    data[10] ^= 1
+    (path / "train.bin").write_bytes(bytes(data))
+    assert_one_error(invoke("train", "toy", "--resume"), "does not match its checksum")
+    assert_one_error(invoke("train", "toy", "--force"), "does not match its checksum")
+    assert {p.name: p.read_bytes() for p in run.iterdir()} == before
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message shown when CUDA is absent")
+def test_cuda_asked_for_but_absent():
+    make_dataset()
+    assert_one_error(invoke("train", "toy", "--device", "cuda"), "--device cuda", "no CUDA")
+    assert not (ckpt() / "toy").exists()
+
+
+def test_sigterm_saves_a_checkpoint_says_how_to_resume_and_resumes_exactly(tmp_path):
+    """A real process killed with SIGTERM mid-run; its resume matches an uninterrupted run."""
+    make_dataset()
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    # A constant schedule (no warm-up) does not depend on the run's length, so the interrupted run can be
+    # compared with an uninterrupted one of however many steps it ends up doing.
+    opts = [*TINY, "--schedule", "constant", "--warmup", "0", "--eval-every", "1000000"]
+    proc = subprocess.Popen([sys.executable, "-m", "charlstm", "train", "toy", "--run", "sig", *opts,
+                             "--max-steps", "1000000"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+    metrics = ckpt() / "sig" / "metrics.jsonl"
+    deadline = time.time() + 60
+    while time.time() < deadline and not (metrics.exists() and metrics.read_text().count("\n") >= 2):
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, out
+    assert "SIGTERM received" in out
+    assert "Resume with: charlstm train toy --run sig --resume" in out
+    assert "Traceback" not in out
+    stopped = load_tensors(ckpt() / "sig" / "last.safetensors")[1]["step"]
+    assert stopped >= 20
+    res = invoke("train", "toy", "--run", "sig", "--resume", "--max-steps", str(stopped + 7))
+    assert res.exit_code == 0, res.output
+    res = invoke("train", "toy", "--run", "ref", *opts, "--max-steps", str(stopped + 7))
+    assert res.exit_code == 0, res.output
+    a = load_tensors(ckpt() / "sig" / "last.safetensors")[0]
+    b = load_tensors(ckpt() / "ref" / "last.safetensors")[0]
+    for k in a:
+        if k.startswith(("model.", "optim.", "state.")):
+            assert torch.equal(a[k], b[k]), k
