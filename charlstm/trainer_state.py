@@ -59,9 +59,11 @@ def torch_rng(device: torch.device) -> tuple[Tensor, Tensor | None]:
 
 
 def set_torch_rng(cpu: Tensor, cuda: Tensor | None, device: torch.device) -> None:
-    torch.set_rng_state(cpu.cpu().to(torch.uint8))
+    # clone: a row of the saved [W, n] tensor is a view with an offset, which set_rng_state
+    # mishandles (it segfaulted in torch 2.13 for row 1)
+    torch.set_rng_state(cpu.cpu().to(torch.uint8).clone())
     if cuda is not None and device.type == "cuda":
-        torch.cuda.set_rng_state(cuda.cpu().to(torch.uint8), device)
+        torch.cuda.set_rng_state(cuda.cpu().to(torch.uint8).clone(), device)
 
 
 def host_rng() -> dict[str, Any]:

@@ -82,7 +82,7 @@ def train_cmd(dataset: str, run_name: str | None, preset: str | None, config_fil
       charlstm train stdlib --preset small --time-budget 10m
       charlstm train stdlib --run big --preset medium --dropout 0.2 --max-epochs 5
       charlstm train stdlib --run big --resume          # after Ctrl-C, a kill or a crash
-      torchrun --nproc_per_node 4 -m charlstm train stdlib --preset large
+      torchrun --nproc_per_node 4 -m charlstm -- train stdlib --preset large
     """
     from charlstm.train import load_run_configs, train
 
