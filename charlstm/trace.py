@@ -301,6 +301,8 @@ class GateStats:
 
     def layer(self, start, layer, arrays) -> None:
         for g in GATES[self.cell]:
+            if g not in arrays:
+                raise CharlstmError(f"gate statistics need the gates {', '.join(GATES[self.cell])}; trace them too (kinds)")
             v = arrays[g]
             c = self.counts[(layer, g)]
             c[0] += (v < SATURATION_LOW).sum(0)
@@ -373,10 +375,11 @@ def _lstm_cell_loop(f: np.ndarray, ig: np.ndarray, c0: np.ndarray) -> np.ndarray
     """c_t = f_t * c_{t-1} + ig_t over time: f, ig [n, H] float32, c0 [H] -> c [n, H]."""
     c = np.empty_like(f)
     prev = c0
-    for t in range(len(f)):
-        np.multiply(f[t], prev, out=c[t])
-        c[t] += ig[t]
-        prev = c[t]
+    mul = np.multiply
+    for ft, igt, ct in zip(f, ig, c):  # iterating rows is cheaper than indexing them
+        mul(ft, prev, out=ct)
+        ct += igt
+        prev = ct
     return c
 
 
@@ -386,15 +389,18 @@ def _np(t: Tensor) -> np.ndarray:
 
 @torch.inference_mode()
 def run_trace(model: nn.Module, ids: np.ndarray, sinks: Sequence[Sink], *, layers: Sequence[int] | None = None,
-              chunk: int = 4096, progress: bool = False, vocab: Vocab | None = None) -> float:
+              kinds: Iterable[str] | None = None, chunk: int = 4096, progress: bool = False,
+              vocab: Vocab | None = None) -> float:
     """Run the model over ids [T] and hand every chunk to the sinks. Returns the seconds spent.
 
-    All layers run (upper layers need lower ones, the head needs the top); gates are recomputed
-    only for `layers` (default all). The model is put in eval mode for the call (dropout off) and
-    its previous mode restored.
+    All layers run (upper layers need lower ones, the head needs the top); the kinds are computed
+    only for `layers` (default all), and only `kinds` (default all: every sink then gets every
+    kind of the cell) -- asking for h alone skips the gate recomputation. The model is put in
+    eval mode for the call (dropout off) and its previous mode restored.
     """
     cfg = model.cfg
     layers = resolve_layers(cfg.num_layers, layers)
+    kinds = resolve_kinds(cfg.cell, kinds)
     T = len(ids)
     if T == 0:
         raise CharlstmError("nothing to trace: the text is empty")
@@ -410,7 +416,7 @@ def run_trace(model: nn.Module, ids: np.ndarray, sinks: Sequence[Sink], *, layer
     try:
         for s in sinks:
             s.begin(info)
-        _run(model, ids, sinks, set(layers), chunk, progress)
+        _run(model, ids, sinks, set(layers), kinds, chunk, progress)
         for s in sinks:
             s.end()
     finally:
@@ -418,7 +424,8 @@ def run_trace(model: nn.Module, ids: np.ndarray, sinks: Sequence[Sink], *, layer
     return time.perf_counter() - t0
 
 
-def _run(model: nn.Module, ids: np.ndarray, sinks: Sequence[Sink], want: set[int], chunk: int, progress: bool) -> None:
+def _run(model: nn.Module, ids: np.ndarray, sinks: Sequence[Sink], want: set[int], kinds: list[str], chunk: int,
+         progress: bool) -> None:
     cfg = model.cfg
     cell, H, L = cfg.cell, cfg.hidden_size, cfg.num_layers
     w = model.head.weight
@@ -442,10 +449,11 @@ def _run(model: nn.Module, ids: np.ndarray, sinks: Sequence[Sink], want: set[int
             chunk_ids = np.asarray(ids[start:min(stop + 1, T)], dtype=np.int64)
             x = model.embed(torch.from_numpy(chunk_ids[:n]).to(dev))  # [n, E]
             for l in range(L):
-                x, kinds = _layer_chunk(cell, mods[l], params[l], x, l, h_state, c_state, c_np, l in want)
-                if kinds is not None:
+                x, got = _layer_chunk(cell, mods[l], params[l], x, l, h_state, c_state, c_np,
+                                      kinds if l in want else [])
+                if got is not None:
                     for s in sinks:
-                        s.layer(start, l, kinds)
+                        s.layer(start, l, got)
             logp = torch.log_softmax(model.head(x).float(), dim=-1)  # [n, V]
             probs = logp.exp()
             top_p, top_i = probs.topk(k, dim=-1)
@@ -465,16 +473,15 @@ def _run(model: nn.Module, ids: np.ndarray, sinks: Sequence[Sink], want: set[int
 
 def _layer_chunk(cell: str, mod: nn.Module | None, p: dict[str, Tensor], x: Tensor, l: int,
                  h_state: list[Tensor], c_state: list[Tensor], c_np: list[np.ndarray],
-                 want: bool) -> tuple[Tensor, dict[str, np.ndarray] | None]:
-    """One layer over one chunk: x [n, In] -> (outputs h [n, H] for the next layer, kinds or None).
-
-    Updates the carried state lists in place."""
+                 kinds: Sequence[str]) -> tuple[Tensor, dict[str, np.ndarray] | None]:
+    """One layer over one chunk: x [n, In] -> (outputs h [n, H] for the next layer, the requested
+    kinds as float32 [n, H] arrays, or None when none are requested). Updates the carried state
+    lists in place."""
     h0 = h_state[l][0]  # [1, H]
     if cell == "peephole":
-        rec_kinds = cells.KINDS[cell] if want else ()
-        out, (h, c), rec = cells.unroll(cell, x[None], (h0, c_state[l][0]), p, record=rec_kinds)
+        out, (h, c), rec = cells.unroll(cell, x[None], (h0, c_state[l][0]), p, record=tuple(kinds))
         h_state[l], c_state[l] = h[None], c[None]
-        return out[0], ({k: _np(v[0]) for k, v in rec.items()} if want else None)
+        return out[0], ({k: _np(v[0]) for k, v in rec.items()} if kinds else None)
     if cell == "lstm":
         out, (hn, cn) = mod(x[None], (h_state[l], c_state[l]))
         h_state[l], c_state[l] = hn, cn
@@ -482,23 +489,26 @@ def _layer_chunk(cell: str, mod: nn.Module | None, p: dict[str, Tensor], x: Tens
         out, hn = mod(x[None], h_state[l])
         h_state[l] = hn
     hs = out[0]  # [n, H]
-    if not want:
+    if not kinds:
         return hs, None
-    if cell == "rnn":
-        return hs, {"h": _np(hs)}
+    if cell == "rnn" or set(kinds) == {"h"}:
+        return hs, {"h": _np(hs)}  # the fused outputs are h; no gate needed
     # Every step's input and previous output are known now: run the explicit cell with time as
     # the batch dimension.
     h_prev = torch.cat([h0, hs[:-1]], 0)
     if cell == "gru":
         r = cells.step(cell, x, (h_prev,), p)
-        return hs, {k: _np(r[k]) for k in cells.KINDS[cell]}
+        return hs, {k: _np(r[k]) for k in kinds}
     # LSTM: gates do not read c, so a zero previous cell gives exact gates and r["c"] == i*g.
     r = cells.step(cell, x, (h_prev, torch.zeros_like(h_prev)), p)
-    got = {k: _np(r[k]) for k in ("i", "f", "g", "o")}
-    c = _lstm_cell_loop(got["f"], _np(r["c"]), c_np[l])
+    f, o = _np(r["f"]), _np(r["o"])
+    c = _lstm_cell_loop(f, _np(r["c"]), c_np[l])
     c_np[l] = c[-1].copy()
-    h = got["o"] * np.tanh(c)
-    return hs, {"h": h, "c": c, **got}
+    known = {"c": c, "f": f, "o": o}
+    out_k: dict[str, np.ndarray] = {}
+    for k in kinds:
+        out_k[k] = o * np.tanh(c) if k == "h" else known[k] if k in known else _np(r[k])
+    return hs, out_k
 
 
 # ----------------------------------------------------------------------------- public API
@@ -515,7 +525,7 @@ def trace_ids(model: nn.Module, vocab: Vocab, ids: np.ndarray, *, layers: Iterab
     layers_ = resolve_layers(model.cfg.num_layers, layers)
     kinds_ = resolve_kinds(model.cfg.cell, kinds)
     sink = MemorySink(kinds_, dtype=dtype)
-    secs = run_trace(model, ids, [sink], layers=layers_, chunk=chunk, progress=progress, vocab=vocab)
+    secs = run_trace(model, ids, [sink], layers=layers_, kinds=kinds_, chunk=chunk, progress=progress, vocab=vocab)
     return sink.trace({"seconds": secs})
 
 

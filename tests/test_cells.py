@@ -136,3 +136,15 @@ def test_model_mode_restored():
     m.train()
     trace_ids(m, _vocab(13), np.arange(5))
     assert m.training
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_hidden_only_skips_gates_but_agrees(cell):
+    m = _model(cell)
+    ids = np.random.default_rng(2).integers(0, 13, 30)
+    h_only = trace_ids(m, _vocab(13), ids, kinds="h", chunk=8)
+    full = trace_ids(m, _vocab(13), ids, chunk=8)
+    assert list(h_only.arrays) == ["layer0.h", "layer1.h"]
+    for k in h_only.arrays:
+        np.testing.assert_allclose(h_only.arrays[k], full.arrays[k], atol=1e-6)
+    np.testing.assert_array_equal(h_only.top_ids, full.top_ids)

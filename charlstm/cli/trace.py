@@ -144,9 +144,10 @@ def trace_cmd(run, text, file_, split, limit, layers, kinds, dtype, output, fmt,
     if column:
         sinks.append(column)
 
+    needed = set(kinds_) | (set(T.GATES[mc.cell]) if stats is not None else set()) | ({show_spec[1]} if show_spec else set())
     try:
-        secs = T.run_trace(model, ids, sinks, layers=layers_, chunk=chunk, progress=not quiet and total > 20000,
-                           vocab=vocab)
+        secs = T.run_trace(model, ids, sinks, layers=layers_, kinds=needed, chunk=chunk,
+                           progress=not quiet and total > 20000, vocab=vocab)
     finally:
         if writer is not None:
             writer.abort()  # no-op after a successful end(); removes temporary files otherwise
