@@ -1,0 +1,587 @@
+"""Generation: sampling text from a model with O(1) work per character, and steering by clamping.
+
+The prime is read once (the fused module over prime[:-1], then one step), and every generated
+character costs exactly one step of a hand-fused cell (`Stepper`) that carries the state: no context
+is ever recomputed. `naive_generate` is the slow, obvious twin (re-runs the whole model over the
+whole context at every step); tests check both give the same text for a fixed seed.
+
+Why a hand-fused step rather than the fused module with T=1: on CPU, nn.LSTM re-prepares its
+oneDNN primitive (and reorders the weights) on every call, which measured 3-20x slower than two
+matmuls per layer at batch 1 (docs/benchmarks.md, "Sampling"). The step works on preprocessed
+weights: the embedding and layer 0's input projection are folded into one [V, G*H] table (a row
+gather instead of a matmul), gate blocks are reordered so that the sigmoid gates are contiguous, the
+temperature is folded into the head, and every buffer is preallocated so a step allocates nothing.
+
+Sampling draws with the exponential race (argmax of p_i / E_i, E_i ~ Exp(1)), which samples exactly
+from p and measured several times faster than torch.multinomial for one row on CPU.
+
+Steering: `--clamp layer1.c:37=1.0` holds unit 37 of layer 1's cell state at 1.0 (layers count from
+0, as in traces). Any kind the cell exposes (LSTM/peephole h c i f g o; GRU h r z n; RNN h) can be
+held: gates are overwritten right after their activation, before they are used, and states right
+after they are computed, so a clamped h of layer l is also the input of layer l+1 at that step.
+By default clamps act on every step that predicts a generated character (the last prime
+character's step included), not while the rest of the prime is read; clamp_prime=True clamps the
+whole prime too.
+"""
+from __future__ import annotations
+
+import codecs
+import os
+import re
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from charlstm import cells
+from charlstm.errors import CharlstmError
+from charlstm.vocab import EOT, Vocab
+
+PRIME_CHUNK = 4096  # prime characters per fused forward call: bounds memory for long primes
+
+
+# ----------------------------------------------------------------------------- options
+@dataclass(frozen=True)
+class Clamp:
+    """Hold unit `unit` of `kind` in layer `layer` (0-based) at `value` while generating."""
+
+    layer: int
+    kind: str
+    unit: int
+    value: float
+
+    def __str__(self) -> str:
+        return f"layer{self.layer}.{self.kind}:{self.unit}={self.value:g}"
+
+
+_CLAMP = re.compile(r"^\s*layer(\d+)\.([a-z])\s*:\s*(\d+)\s*=\s*([-+0-9.eEinfa]+)\s*$")
+
+
+def parse_clamp(spec: str, cell: str | None = None, num_layers: int | None = None,
+                hidden_size: int | None = None) -> Clamp:
+    """'layer1.c:37=1.0' -> Clamp(1, "c", 37, 1.0); checked against the model shape when given.
+
+    Raises CharlstmError naming what is wrong (syntax, unknown layer, kind or unit)."""
+    m = _CLAMP.match(spec)
+    if not m:
+        raise CharlstmError(f"cannot read clamp '{spec}'; write layer, kind, unit and value like layer1.c:37=1.0")
+    try:
+        value = float(m.group(4))
+    except ValueError:
+        raise CharlstmError(f"cannot read the value in clamp '{spec}'; write a number like layer1.c:37=1.0") from None
+    if not np.isfinite(value):
+        raise CharlstmError(f"clamp '{spec}' needs a finite value")
+    c = Clamp(int(m.group(1)), m.group(2), int(m.group(3)), value)
+    if cell is not None:
+        check_clamp(c, cell, num_layers, hidden_size, spec)
+    return c
+
+
+def check_clamp(c: Clamp, cell: str, num_layers: int | None, hidden_size: int | None, spec: str | None = None) -> None:
+    """Raise CharlstmError unless the clamped layer, kind and unit exist in this model."""
+    what = f"clamp '{spec or c}'"
+    if num_layers is not None and not 0 <= c.layer < num_layers:
+        raise CharlstmError(f"{what}: layer {c.layer} does not exist; the model has layers 0..{num_layers - 1}")
+    if c.kind not in cells.KINDS[cell]:
+        raise CharlstmError(f"{what}: a {cell} cell has no '{c.kind}'; choose one of {', '.join(cells.KINDS[cell])}")
+    if hidden_size is not None and not 0 <= c.unit < hidden_size:
+        raise CharlstmError(f"{what}: unit {c.unit} does not exist; layers have units 0..{hidden_size - 1}")
+
+
+@dataclass
+class SampleOptions:
+    """How to generate. length counts vocabulary units (characters, or bytes for byte models)."""
+
+    length: int = 500
+    temperature: float = 1.0
+    top_k: int | None = None
+    top_p: float | None = None
+    greedy: bool = False
+    num_samples: int = 1
+    seed: int | None = None  # None: a fresh random seed, reported in the result
+    stop: tuple[str, ...] = ()  # a sample ends after the first of these it writes (included)
+    stop_at_eot: bool = True  # end a sample at <eot> (not included) when the vocabulary has one
+    clamp: tuple[Clamp, ...] = ()
+    clamp_prime: bool = False
+
+    def validate(self) -> None:
+        if self.length < 0:
+            raise CharlstmError(f"length must be 0 or more, got {self.length}")
+        if not self.temperature > 0 or not np.isfinite(self.temperature):
+            raise CharlstmError(f"temperature must be a positive number, got {self.temperature}; use --greedy for argmax")
+        if self.top_k is not None and self.top_k < 1:
+            raise CharlstmError(f"top-k must be at least 1, got {self.top_k}")
+        if self.top_p is not None and not 0 < self.top_p <= 1:
+            raise CharlstmError(f"top-p must be in (0, 1], got {self.top_p}")
+        if self.num_samples < 1:
+            raise CharlstmError(f"num-samples must be at least 1, got {self.num_samples}")
+        if any(s == "" for s in self.stop):
+            raise CharlstmError("a stop string cannot be empty")
+
+
+@dataclass
+class Sample:
+    """One generated continuation (the prime is not included).
+
+    text: the decoded text, ending with the stop string that ended it, if any.
+    ids: the generated ids up to and including the one that completed the text (no <eot>).
+    stop_reason: "length", "eot" or "stop".
+    """
+
+    text: str
+    ids: list[int]
+    stop_reason: str
+
+
+@dataclass
+class Generation:
+    samples: list[Sample]
+    seed: int
+    steps: int = 0  # model steps taken after the prime (for tests of O(1) work per character)
+    prime_ids: list[int] = field(default_factory=list)
+
+
+def fresh_seed() -> int:
+    return int.from_bytes(os.urandom(4), "little") & 0x7FFFFFFF
+
+
+# ----------------------------------------------------------------------------- choosing characters
+def filter_top_k(logits: Tensor, k: int) -> Tensor:
+    """Set every logit below the k-th largest of its row to -inf, in place. logits [N, V]."""
+    if k < logits.shape[-1]:
+        kth = torch.topk(logits, k, dim=-1).values[:, -1:]
+        logits.masked_fill_(logits < kth, float("-inf"))
+    return logits
+
+
+def filter_top_p(logits: Tensor, p: float) -> Tensor:
+    """Nucleus filter, in place: keep the smallest set of most likely symbols whose probability
+    reaches p (always at least the most likely one); the rest get -inf. logits [N, V]."""
+    if p >= 1.0:
+        return logits
+    srt, idx = torch.sort(logits, dim=-1, descending=True)
+    probs = torch.softmax(srt, dim=-1)
+    before = torch.cumsum(probs, dim=-1) - probs  # mass of the more likely symbols
+    drop = before >= p
+    drop[:, 0] = False
+    logits.scatter_(-1, idx, srt.masked_fill(drop, float("-inf")))
+    return logits
+
+
+def sample_next(logits: Tensor, *, top_k: int | None = None, top_p: float | None = None, greedy: bool = False,
+                generator: torch.Generator | None = None, probs: Tensor | None = None,
+                noise: Tensor | None = None, out: Tensor | None = None) -> Tensor:
+    """Choose the next id of each row from (already tempered) logits [N, V] -> ids [N] int64.
+
+    Modifies logits in place when filtering. probs/noise ([N, V] float) and out ([N] int64) are
+    optional preallocated buffers; results do not depend on whether they are given.
+    """
+    if greedy:
+        return torch.argmax(logits, dim=-1, out=out) if out is not None else torch.argmax(logits, dim=-1)
+    if top_k is not None:
+        filter_top_k(logits, top_k)
+    if top_p is not None:
+        filter_top_p(logits, top_p)
+    probs = torch.softmax(logits, dim=-1, out=probs) if probs is not None else torch.softmax(logits, dim=-1)
+    noise = noise if noise is not None else torch.empty_like(probs)
+    # Exponential race: argmax_i p_i / E_i with E_i ~ Exp(1) is an exact draw from p. The floor on E
+    # keeps a zero-probability symbol from winning as 0/0 = NaN if E were ever exactly 0.
+    noise.exponential_(generator=generator).clamp_(min=1e-30)
+    probs.div_(noise)
+    return torch.argmax(probs, dim=-1, out=out) if out is not None else torch.argmax(probs, dim=-1)
+
+
+def temper(logits: Tensor, temperature: float, unk_id: int | None) -> Tensor:
+    """What the Stepper folds into its head: logits / temperature, <unk> never chosen. [N, V] copy."""
+    logits = logits / temperature
+    if unk_id is not None:
+        logits[:, unk_id] = float("-inf")
+    return logits
+
+
+# ----------------------------------------------------------------------------- the step
+class Stepper:
+    """The whole model, one character at a time, for N rows, with the state carried inside.
+
+    step(ids [N] int64) -> logits [N, V]: tempered (divided by temperature) with <unk> at -inf.
+    The logits tensor is an internal buffer, overwritten by the next step. Runs any cell; clamps
+    (see the module docstring) apply while `clamping` is True. Use under torch.inference_mode().
+    """
+
+    def __init__(self, model, batch: int, temperature: float = 1.0, unk_id: int | None = None,
+                 clamp: Sequence[Clamp] = ()):
+        cfg = model.cfg
+        self.cell, self.N, self.H, self.L, self.V = cfg.cell, batch, cfg.hidden_size, cfg.num_layers, cfg.vocab_size
+        H, L, N, cell = self.H, self.L, batch, cfg.cell
+        self.lstm_like = cell in ("lstm", "peephole")
+        G = cells.GATE_COUNT[cell]
+        w = model.head.weight
+        dev, dt = w.device, w.dtype
+        self.steps = 0
+        self.clamping = True
+        for c in clamp:
+            check_clamp(c, cell, L, H)
+        with torch.no_grad():
+            # LSTM gate blocks i, f, g, o -> i, f, o, g: the three sigmoids become one contiguous slice.
+            perm = (torch.cat([torch.arange(0, 2 * H), torch.arange(3 * H, 4 * H), torch.arange(2 * H, 3 * H)])
+                    if self.lstm_like else torch.arange(G * H)).to(dev)
+            ps = [model.layer_params(layer) for layer in range(L)]
+            # Embedding + layer 0's input projection (+ biases, except GRU's b_hh which r multiplies).
+            tab = model.embed.weight @ ps[0]["weight_ih"].t() + ps[0]["bias_ih"]
+            if cell != "gru":
+                tab = tab + ps[0]["bias_hh"]
+            self.table = tab[:, perm].contiguous()  # [V, G*H]
+            self.whh = [p["weight_hh"][perm].t().contiguous() for p in ps]  # [H, G*H]
+            self.wx: list[Tensor | None] = [None]  # layers >= 1: [2H, G*H] on [x, h] (GRU: [H, 3H] on x)
+            self.bx: list[Tensor | None] = [None]
+            for p in ps[1:]:
+                if cell == "gru":
+                    self.wx.append(p["weight_ih"].t().contiguous())
+                    self.bx.append(p["bias_ih"].clone())
+                else:
+                    self.wx.append(torch.cat([p["weight_ih"], p["weight_hh"]], 1)[perm].t().contiguous())
+                    self.bx.append((p["bias_ih"] + p["bias_hh"])[perm].contiguous())
+            self.bhh = [p["bias_hh"].clone() for p in ps] if cell == "gru" else []
+            self.peep = [p["peephole"].clone() for p in ps] if cell == "peephole" else []
+            self.wh = (model.head.weight / temperature).t().contiguous()  # [H, V]
+            self.bh = (model.head.bias / temperature).clone()
+            if unk_id is not None:
+                self.bh[unk_id] = float("-inf")  # <unk> stands for many characters: never write it
+        # Buffers. All hidden states live in one [N, L*H] tensor so that layer l's matmul input
+        # [h_{l-1} (new), h_l (old)] is the slice S[:, (l-1)H:(l+1)H], with no copy.
+        self.S = torch.zeros(N, L * H, device=dev, dtype=dt)
+        self.C = torch.zeros(L, N, H, device=dev, dtype=dt) if self.lstm_like else None
+        self.h = [self.S[:, i * H:(i + 1) * H] for i in range(L)]
+        self.xh = [None] + [self.S[:, (i - 1) * H:(i + 1) * H] for i in range(1, L)]
+        self.pre = torch.empty(N, G * H, device=dev, dtype=dt)
+        self.gh = torch.empty(N, 3 * H, device=dev, dtype=dt) if cell == "gru" else None
+        self.tmp = torch.empty(N, H, device=dev, dtype=dt)
+        self.logits = torch.empty(N, self.V, device=dev, dtype=dt)
+        self.probs = torch.empty(N, self.V, device=dev, dtype=dt)
+        self.noise = torch.empty(N, self.V, device=dev, dtype=dt)
+        self.nxt = torch.zeros(N, dtype=torch.long, device=dev)
+        pre = self.pre
+        if self.lstm_like:
+            self.gate = {"i": pre[:, :H], "f": pre[:, H:2 * H], "o": pre[:, 2 * H:3 * H], "g": pre[:, 3 * H:]}
+            self.sig = pre[:, :2 * H] if cell == "peephole" else pre[:, :3 * H]
+        elif cell == "gru":
+            self.gate = {"r": pre[:, :H], "z": pre[:, H:2 * H], "n": pre[:, 2 * H:]}
+            self.rz, self.rz_h, self.n_h = pre[:, :2 * H], self.gh[:, :2 * H], self.gh[:, 2 * H:]
+        else:
+            self.gate = {}
+        # clamps[layer][kind] = (unit indices [k], values [N, k])
+        self.clamps: list[dict[str, tuple[Tensor, Tensor]]] = [{} for _ in range(L)]
+        for layer in range(L):
+            for kind in cells.KINDS[cell]:
+                cs = {c.unit: c.value for c in clamp if c.layer == layer and c.kind == kind}  # the last one wins
+                if cs:
+                    idx = torch.tensor(sorted(cs), device=dev)
+                    val = torch.tensor([cs[u] for u in sorted(cs)], device=dev, dtype=dt).expand(N, -1).contiguous()
+                    self.clamps[layer][kind] = (idx, val)
+        self.any_clamp = any(self.clamps)
+
+    # -------------------------------------------------------------- state
+    def set_state(self, state: tuple[Tensor, ...]) -> None:
+        """Load a model state (tuple of [L, n, H], n = 1 or N; n = 1 is copied to every row)."""
+        for layer in range(self.L):
+            self.h[layer].copy_(state[0][layer].expand(self.N, -1))
+            if self.C is not None:
+                self.C[layer].copy_(state[1][layer].expand(self.N, -1))
+
+    def get_state(self) -> tuple[Tensor, ...]:
+        """The carried state in the model's layout: tuple of [L, N, H] (copies)."""
+        h = torch.stack([x.clone() for x in self.h])
+        return (h, self.C.clone()) if self.C is not None else (h,)
+
+    # -------------------------------------------------------------- one step
+    def _clamp(self, layer: int, kind: str, t: Tensor) -> None:
+        cl = self.clamps[layer].get(kind)
+        if cl is not None:
+            t.index_copy_(1, cl[0], cl[1])
+
+    def step(self, ids: Tensor) -> Tensor:
+        """Feed one id per row (ids [N] int64) -> next-symbol logits [N, V] (internal buffer)."""
+        self.steps += 1
+        clamp = self.any_clamp and self.clamping
+        pre, cell = self.pre, self.cell
+        for layer in range(self.L):
+            h = self.h[layer]
+            if cell == "gru":
+                self._gru_layer(layer, ids, h, clamp)
+                continue
+            if layer == 0:
+                torch.index_select(self.table, 0, ids, out=pre)
+                pre.addmm_(h, self.whh[0])
+            else:
+                torch.addmm(self.bx[layer], self.xh[layer], self.wx[layer], out=pre)
+            if cell == "rnn":
+                torch.tanh(pre, out=h)
+                if clamp:
+                    self._clamp(layer, "h", h)
+                continue
+            c, gate = self.C[layer], self.gate
+            if cell == "peephole":
+                gate["i"].addcmul_(c, self.peep[layer][0])
+                gate["f"].addcmul_(c, self.peep[layer][1])
+            self.sig.sigmoid_()
+            gate["g"].tanh_()
+            if clamp:
+                for k in ("i", "f", "g") if cell == "peephole" else ("i", "f", "g", "o"):
+                    self._clamp(layer, k, gate[k])
+            c.mul_(gate["f"]).addcmul_(gate["i"], gate["g"])
+            if clamp:
+                self._clamp(layer, "c", c)
+            if cell == "peephole":
+                gate["o"].addcmul_(c, self.peep[layer][2]).sigmoid_()
+                if clamp:
+                    self._clamp(layer, "o", gate["o"])
+            torch.tanh(c, out=self.tmp)
+            torch.mul(gate["o"], self.tmp, out=h)
+            if clamp:
+                self._clamp(layer, "h", h)
+        return torch.addmm(self.bh, self.h[-1], self.wh, out=self.logits)
+
+    def _gru_layer(self, layer: int, ids: Tensor, h: Tensor, clamp: bool) -> None:
+        gi, gate = self.pre, self.gate
+        if layer == 0:
+            torch.index_select(self.table, 0, ids, out=gi)
+        else:
+            torch.addmm(self.bx[layer], self.h[layer - 1], self.wx[layer], out=gi)
+        torch.addmm(self.bhh[layer], h, self.whh[layer], out=self.gh)
+        self.rz.add_(self.rz_h).sigmoid_()
+        if clamp:
+            self._clamp(layer, "r", gate["r"])
+            self._clamp(layer, "z", gate["z"])
+        gate["n"].addcmul_(gate["r"], self.n_h).tanh_()
+        if clamp:
+            self._clamp(layer, "n", gate["n"])
+        h.sub_(gate["n"]).mul_(gate["z"]).add_(gate["n"])  # h' = n + z * (h - n)
+        if clamp:
+            self._clamp(layer, "h", h)
+
+
+def read_prime(model, ids: Sequence[int] | np.ndarray, state: tuple[Tensor, ...] | None = None,
+               chunk: int = PRIME_CHUNK) -> tuple[Tensor, ...]:
+    """Run ids (a prime, [P]) through the model's recurrent layers once, in chunks -> the state
+    (tuple of [L, 1, H]). Uses the fused module (fast over many characters); no head."""
+    dev = model.head.weight.device
+    state = state if state is not None else model.init_state(1, device=dev)
+    ids = np.asarray(ids, dtype=np.int64)
+    for s in range(0, len(ids), chunk):
+        x = torch.from_numpy(ids[s:s + chunk]).to(dev)[None]
+        _, state = model.recurrent(model.embed(x), state)
+    return state
+
+
+def start_id(vocab: Vocab) -> int:
+    """What an empty prime starts from: <eot> (the start of a new document/record) when the
+    vocabulary has it, else a newline."""
+    return vocab.eot_id if vocab.eot_id is not None else int(vocab.encode("\n")[0])
+
+
+# ----------------------------------------------------------------------------- text and stopping
+class RowText:
+    """Turns one row's generated ids into text as they come, and decides when the row ends.
+
+    Byte units decode incrementally (codecs), so a multi-byte UTF-8 character appears, whole, when
+    its last byte arrives. feed(ids) -> the newly visible text; `reason` becomes "eot" or "stop"
+    when the row has ended (later ids are ignored); finish() flushes an incomplete byte sequence.
+    """
+
+    def __init__(self, vocab: Vocab, stop: Sequence[str] = (), stop_at_eot: bool = True):
+        self.vocab, self.stop = vocab, tuple(stop)
+        self.eot = vocab.eot_id if stop_at_eot else None
+        self.bytes = vocab.units == "byte"
+        self.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace") if self.bytes else None
+        self.text = ""
+        self.ids: list[int] = []
+        self.reason: str | None = None
+
+    def _piece(self, i: int) -> str:
+        if not self.bytes:
+            return self.vocab.symbols[i]
+        if i < 256:
+            return self.decoder.decode(bytes((i,)))
+        return self.decoder.decode(b"", final=True) + EOT  # <eot> kept (not stopping at it)
+
+    def feed(self, ids: Iterable[int]) -> str:
+        start = len(self.text)
+        for i in ids:
+            if self.reason is not None:
+                break
+            if i == self.eot:
+                self.reason = "eot"
+                self.text += self.decoder.decode(b"", final=True) if self.bytes else ""
+                break
+            self.ids.append(i)
+            before = len(self.text)
+            self.text += self._piece(i)
+            if self.stop and len(self.text) > before:
+                self._check_stop(before)
+        return self.text[start:]
+
+    def _check_stop(self, before: int) -> None:
+        ends = []
+        for s in self.stop:
+            p = self.text.find(s, max(0, before - len(s) + 1))
+            if p >= 0:
+                ends.append(p + len(s))
+        if ends:
+            self.text = self.text[:min(ends)]
+            self.reason = "stop"
+
+    def finish(self) -> str:
+        """End the row (length reached): flush the byte decoder -> any last visible text."""
+        if self.reason is None:
+            self.reason = "length"
+            if self.bytes:
+                tail = self.decoder.decode(b"", final=True)
+                self.text += tail
+                return tail
+        return ""
+
+    def sample(self) -> Sample:
+        return Sample(text=self.text, ids=list(self.ids), stop_reason=self.reason or "length")
+
+
+CHECK_EVERY = 32  # batched generation looks at the rows' text (stops, <eot>) every this many steps
+
+
+def _prepare(model, vocab: Vocab, prime_ids: Sequence[int] | np.ndarray, opts: SampleOptions) -> tuple[list[int], int]:
+    opts.validate()
+    cfg = model.cfg
+    for c in opts.clamp:
+        check_clamp(c, cfg.cell, cfg.num_layers, cfg.hidden_size)
+    prime = [int(i) for i in np.asarray(prime_ids, dtype=np.int64).tolist()]
+    bad = [i for i in prime if not 0 <= i < cfg.vocab_size]
+    if bad:
+        raise CharlstmError(f"prime id {bad[0]} is outside the vocabulary (size {cfg.vocab_size})")
+    return prime, (opts.seed if opts.seed is not None else fresh_seed())
+
+
+SMALL_STEP_MACS = 4_000_000  # below this many multiply-adds per step, one CPU thread is fastest
+
+
+@contextmanager
+def cpu_threads(n: int | None):
+    """Run a block with n torch CPU threads (None: leave as is)."""
+    old = torch.get_num_threads()
+    if n is None or n == old:
+        yield
+        return
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+def step_threads(model, batch: int) -> int | None:
+    """Threads for generation: one when a step is small (a few small matmuls), where OpenMP's
+    fork/join costs more than it saves, and is ruinous on a loaded machine; else torch's setting."""
+    if model.head.weight.device.type != "cpu":
+        return None
+    macs = batch * sum(p.numel() for n, p in model.named_parameters() if not n.startswith("embed"))
+    return 1 if macs < SMALL_STEP_MACS else None
+
+
+def generate(model, vocab: Vocab, prime_ids: Sequence[int] | np.ndarray, opts: SampleOptions,
+             on_text: Callable[[str], None] | None = None, threads: int | None | str = "auto") -> Generation:
+    """Generate opts.num_samples continuations of the prime together, as one batch.
+
+    model: a CharRNN (eval mode). prime_ids: [P] ids (may be empty: start from `start_id`).
+    on_text: called with each newly visible piece of text as it is generated (one sample only).
+    threads: CPU threads while generating ("auto": see `step_threads`; None: torch's setting).
+    The prime is read once; each generated character is one Stepper step (O(1) work).
+    """
+    if threads == "auto":
+        threads = step_threads(model, opts.num_samples)
+    with cpu_threads(threads):
+        return _generate(model, vocab, prime_ids, opts, on_text)
+
+
+def _generate(model, vocab: Vocab, prime_ids, opts: SampleOptions, on_text) -> Generation:
+    prime, seed = _prepare(model, vocab, prime_ids, opts)
+    N, length = opts.num_samples, opts.length
+    dev = model.head.weight.device
+    gen = torch.Generator(device=dev)
+    gen.manual_seed(seed)
+    context = prime or [start_id(vocab)]
+    rows = [RowText(vocab, opts.stop, opts.stop_at_eot) for _ in range(N)]
+    with torch.inference_mode():
+        st = Stepper(model, N, temperature=1.0 if opts.greedy else opts.temperature, unk_id=vocab.unk_id,
+                     clamp=opts.clamp)
+        if opts.clamp_prime and st.any_clamp:
+            for i in context[:-1]:
+                st.step(torch.full((N,), i, dtype=torch.long, device=dev))
+        elif len(context) > 1:
+            st.set_state(read_prime(model, context[:-1]))
+        st.steps = 0
+        logits = st.step(torch.full((N,), context[-1], dtype=torch.long, device=dev)) if length else None
+        kw = dict(top_k=opts.top_k, top_p=opts.top_p, greedy=opts.greedy, generator=gen,
+                  probs=st.probs, noise=st.noise, out=st.nxt)
+        nxt = st.nxt
+        if N == 1:
+            row = rows[0]
+            for t in range(length):
+                sample_next(logits, **kw)
+                piece = row.feed((int(nxt.item()),))
+                if piece and on_text is not None:
+                    on_text(piece)
+                if row.reason is not None or t == length - 1:
+                    break
+                logits = st.step(nxt)
+        else:
+            buf = torch.empty(N, length, dtype=torch.long, device=dev)
+            done_to = 0
+            for t in range(length):
+                sample_next(logits, **kw)
+                buf[:, t].copy_(nxt)
+                if (t + 1) % CHECK_EVERY == 0 or t == length - 1:
+                    chunk = buf[:, done_to:t + 1].tolist()
+                    done_to = t + 1
+                    for r, ids in zip(rows, chunk):
+                        r.feed(ids)
+                    if all(r.reason is not None for r in rows):
+                        break
+                if t == length - 1:
+                    break
+                logits = st.step(nxt)
+    for r in rows:
+        tail = r.finish()
+        if tail and on_text is not None and N == 1:
+            on_text(tail)
+    return Generation(samples=[r.sample() for r in rows], seed=seed, steps=st.steps, prime_ids=prime)
+
+
+def naive_generate(model, vocab: Vocab, prime_ids: Sequence[int] | np.ndarray, opts: SampleOptions) -> Generation:
+    """The slow, obvious twin of `generate`: at every step, run the full model over the whole
+    context from the start and sample from the last position. Same seed -> same text as
+    `generate` (up to float rounding). O(T) work per character: for tests and benchmarks only."""
+    prime, seed = _prepare(model, vocab, prime_ids, opts)
+    if opts.clamp:
+        raise ValueError("naive_generate does not clamp")
+    N, length = opts.num_samples, opts.length
+    dev = model.head.weight.device
+    gen = torch.Generator(device=dev)
+    gen.manual_seed(seed)
+    rows = [RowText(vocab, opts.stop, opts.stop_at_eot) for _ in range(N)]
+    ctx = torch.tensor(prime or [start_id(vocab)], dtype=torch.long, device=dev)[None].expand(N, -1)
+    steps = 0
+    with torch.inference_mode():
+        for t in range(length):
+            logits, _ = model(ctx)
+            steps += 1
+            lg = temper(logits[:, -1], 1.0 if opts.greedy else opts.temperature, vocab.unk_id)
+            nxt = sample_next(lg, top_k=opts.top_k, top_p=opts.top_p, greedy=opts.greedy, generator=gen)
+            for r, i in zip(rows, nxt.tolist()):
+                r.feed((i,))
+            if all(r.reason is not None for r in rows):
+                break
+            ctx = torch.cat([ctx, nxt[:, None]], 1)
+    for r in rows:
+        r.finish()
+    return Generation(samples=[r.sample() for r in rows], seed=seed, steps=steps, prime_ids=prime)
