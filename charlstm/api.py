@@ -1,0 +1,178 @@
+"""The Python API: `charlstm.load(run)` returns a `Model` for generation, scoring and tracing.
+
+    import charlstm
+    m = charlstm.load("stdlib")                       # best checkpoint, on the CPU
+    print(m.generate("def ", length=200, temperature=0.8, seed=1))
+    m.generate("def ", num_samples=4, greedy=True)     # -> list of 4 strings, one batch
+    m.score("def f(x):\\n    return x\\n")              # -> bits per character (float)
+    m.generate("def ", clamp=["layer1.c:37=1.0"])     # steering: hold a unit while generating
+    t = m.trace("def f(x):\\n")                        # neuron traces (charlstm.trace.trace_text)
+
+The command line (`charlstm sample`, `charlstm eval`) is a thin layer over this module.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping
+
+import numpy as np
+import torch
+
+from charlstm.errors import CharlstmError
+from charlstm.sample import Clamp, Generation, SampleOptions, generate, parse_clamp
+from charlstm.score import CHUNK, ScoreResult, score_ids, split_ids
+from charlstm.vocab import Vocab
+
+ClampSpec = str | Clamp | Iterable[str | Clamp] | Mapping[str, float] | None
+
+
+def resolve_device(device: str | torch.device = "cpu") -> torch.device:
+    """'auto' -> cuda if available, else mps, else cpu; refuses a device that is not there."""
+    d = str(device)
+    if d == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        dev = torch.device(d)
+    except RuntimeError:
+        raise CharlstmError(f"unknown device '{d}'; choose auto, cpu, cuda, cuda:N or mps") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise CharlstmError(f"device '{d}' is not available here (no CUDA GPU); use --device cpu")
+    if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise CharlstmError(f"device '{d}' is not available here; use --device cpu")
+    return dev
+
+
+def load(run_or_path: str | os.PathLike, checkpoint: str = "best", device: str | torch.device = "cpu") -> "Model":
+    """Load a run (a name under checkpoints/ or a run folder) -> Model.
+
+    checkpoint: "best" (model.safetensors), "last" (last.safetensors) or a safetensors file path.
+    Tampered or truncated weights are refused (checksum) with a CharlstmError.
+    """
+    from charlstm.checkpoint import load_model
+
+    dev = resolve_device(device)
+    module, vocab, cfg = load_model(run_or_path, checkpoint=checkpoint, device=dev)
+    return Model(module, vocab, cfg, path=Path(str(run_or_path)))
+
+
+def parse_clamps(clamp: ClampSpec, cell: str, num_layers: int, hidden_size: int) -> tuple[Clamp, ...]:
+    """Clamps given as a spec string, a Clamp, a list of those, or {"layer1.c:37": 1.0}."""
+    if clamp is None:
+        return ()
+    if isinstance(clamp, (str, Clamp)):
+        clamp = [clamp]
+    elif isinstance(clamp, Mapping):
+        clamp = [f"{k}={v}" for k, v in clamp.items()]
+    out = []
+    for c in clamp:
+        if isinstance(c, Clamp):
+            from charlstm.sample import check_clamp
+
+            check_clamp(c, cell, num_layers, hidden_size)
+            out.append(c)
+        else:
+            out.append(parse_clamp(str(c), cell, num_layers, hidden_size))
+    return tuple(out)
+
+
+class Model:
+    """A loaded model: `.module` (the CharRNN, eval mode), `.vocab` (Vocab), `.config` (the run's
+    config.json as a dict, plus checkpoint_file / checkpoint_meta), `.device`."""
+
+    def __init__(self, module: torch.nn.Module, vocab: Vocab, config: dict[str, Any], path: Path | None = None):
+        self.module, self.vocab, self.config, self.path = module, vocab, config, path
+
+    def __repr__(self) -> str:
+        c = self.module.cfg
+        return (f"<charlstm.Model {self.path or ''} {c.cell} {c.num_layers}x{c.hidden_size} "
+                f"vocab {self.vocab.size} ({self.vocab.units}) on {self.device}>")
+
+    @property
+    def device(self) -> torch.device:
+        return self.module.head.weight.device
+
+    # -------------------------------------------------------------- text <-> ids
+    def encode(self, text: str, unknown: str = "error") -> np.ndarray:
+        """Text -> ids [T] (unknown characters: "error" names them, "skip" or "replace" with <unk>)."""
+        if unknown not in ("error", "skip", "replace"):
+            raise CharlstmError(f"unknown-character policy must be error, skip or replace, got '{unknown}'")
+        return self.vocab.encode(text, unknown=unknown)
+
+    def decode(self, ids) -> str:
+        return self.vocab.decode(ids)
+
+    # -------------------------------------------------------------- generation
+    def options(self, *, length: int = 500, temperature: float = 1.0, top_k: int | None = None,
+                top_p: float | None = None, greedy: bool = False, num_samples: int = 1, seed: int | None = None,
+                stop: str | Iterable[str] | None = None, stop_at_eot: bool = True, clamp: ClampSpec = None,
+                clamp_prime: bool = False) -> SampleOptions:
+        """Build and check SampleOptions for this model (clamps are checked against its shape)."""
+        c = self.module.cfg
+        stops = (stop,) if isinstance(stop, str) else tuple(stop or ())
+        opts = SampleOptions(length=length, temperature=temperature, top_k=top_k, top_p=top_p, greedy=greedy,
+                             num_samples=num_samples, seed=seed, stop=stops, stop_at_eot=stop_at_eot,
+                             clamp=parse_clamps(clamp, c.cell, c.num_layers, c.hidden_size), clamp_prime=clamp_prime)
+        opts.validate()
+        return opts
+
+    def generate_full(self, prime: str = "", *, unknown: str = "error",
+                      on_text: Callable[[str], None] | None = None, **kw) -> Generation:
+        """Like `generate`, but returns the Generation: samples with ids and stop reasons, the seed."""
+        opts = self.options(**kw)
+        return generate(self.module, self.vocab, self.encode(prime, unknown), opts, on_text=on_text)
+
+    def generate(self, prime: str = "", length: int = 500, temperature: float = 1.0, top_k: int | None = None,
+                 top_p: float | None = None, greedy: bool = False, num_samples: int = 1, seed: int | None = None,
+                 stop: str | Iterable[str] | None = None, clamp: ClampSpec = None, *, stop_at_eot: bool = True,
+                 clamp_prime: bool = False, unknown: str = "error",
+                 on_text: Callable[[str], None] | None = None) -> str | list[str]:
+        """Continue `prime` -> the generated text (prime excluded); a list of num_samples strings
+        when num_samples > 1 (generated together as one batch).
+
+        length: units to generate (characters; bytes for byte models). temperature > 0; top_k >= 1
+        and top_p in (0, 1] filter the distribution; greedy takes the most likely symbol. seed: the
+        same seed gives the same text. stop: a string or strings; a sample ends after writing one
+        (it is kept). stop_at_eot: end a sample at <eot> (records/tweets). clamp: steering, e.g.
+        "layer1.c:37=1.0" or {"layer1.c:37": 1.0} (layers count from 0); held on every step that
+        predicts a generated character, and over the whole prime too with clamp_prime=True.
+        on_text(piece) receives the text as it is generated (num_samples == 1).
+        """
+        g = self.generate_full(prime, unknown=unknown, on_text=on_text, length=length, temperature=temperature,
+                               top_k=top_k, top_p=top_p, greedy=greedy, num_samples=num_samples, seed=seed,
+                               stop=stop, stop_at_eot=stop_at_eot, clamp=clamp, clamp_prime=clamp_prime)
+        texts = [s.text for s in g.samples]
+        return texts[0] if num_samples == 1 else texts
+
+    # -------------------------------------------------------------- scoring
+    def evaluate(self, text: str | None = None, *, split: str | None = None, ids=None, unknown: str = "error",
+                 per_char: bool = False, top: int = 0, chunk: int = CHUNK,
+                 progress: Callable[[int], None] | None = None) -> ScoreResult:
+        """Score a text, a split of the run's dataset ("val", "test", "train") or ids -> ScoreResult
+        (.bpc, .bits, .scored; with per_char/top: .surprisal [T-1] and .top_ids/.top_probs)."""
+        given = sum(x is not None for x in (text, split, ids))
+        if given != 1:
+            raise CharlstmError("score exactly one of: a text, a split, or ids")
+        if text is not None:
+            ids = self.encode(text, unknown)
+        elif split is not None:
+            ids = split_ids(self.config, self.vocab, split)
+        r = score_ids(self.module, ids, top=top, per_char=per_char, chunk=chunk, progress=progress)
+        r.units = self.vocab.units
+        return r
+
+    def score(self, text: str, unknown: str = "error") -> float:
+        """Bits per character of text (every character after the first, exact; bits per byte for
+        byte models)."""
+        return self.evaluate(text, unknown=unknown).bpc
+
+    # -------------------------------------------------------------- tracing
+    def trace(self, text: str, **kw):
+        """Neuron traces of text: charlstm.trace.trace_text(self.module, self.vocab, text, **kw)."""
+        from charlstm.trace import trace_text
+
+        return trace_text(self.module, self.vocab, text, **kw)
