@@ -1,2 +1,208 @@
-"""`charlstm neurons` commands (to be filled in)."""
-COMMANDS: list = []
+"""`charlstm neurons find|ablate|features` and `charlstm experiment`: parse, call charlstm.neurons or
+charlstm.experiments, print. Errors are CharlstmError, shown by the group as one `Error: ...` line."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from charlstm.cli.common import quiet_option
+from charlstm.errors import CharlstmError
+
+
+def _input_options(f):
+    """--text / --file / --split / --limit / --unknown / --checkpoint, shared by find and ablate."""
+    opts = [
+        click.option("--text", help="The text to read (a literal <eot> marks a record boundary)."),
+        click.option("--file", "file_", type=click.Path(dir_okay=False, path_type=Path), help="A UTF-8 file to read."),
+        click.option("--split", help="A split of the run's dataset (train, val, test)."),
+        click.option("--limit", type=int, default=10_000, show_default=True,
+                     help="Read at most this many characters (a full trace costs L x 6 x H x 4 bytes per character)."),
+        click.option("--unknown", type=click.Choice(["error", "skip", "replace"]), default="error", show_default=True,
+                     help="Characters the model does not know: stop, drop them, or read them as <unk>."),
+        click.option("--checkpoint", default="best", show_default=True,
+                     help="best (model.safetensors), last, or a .safetensors path."),
+    ]
+    for o in reversed(opts):
+        f = o(f)
+    return f
+
+
+def _load(run: str, checkpoint: str, text, file_, split, limit, unknown):
+    from charlstm.checkpoint import load_model
+    from charlstm.neurons import load_input
+
+    model, vocab, cfg = load_model(run, checkpoint=checkpoint)
+    inp = load_input(vocab, cfg, text=text, file=file_, split=split, limit=limit, unknown=unknown)
+    return model, vocab, inp
+
+
+def _no_source(text, file_, split) -> None:
+    """Fail fast (before loading anything) when no or several inputs are given."""
+    given = [n for n, v in (("--text", text), ("--file", file_), ("--split", split)) if v is not None]
+    if len(given) != 1:
+        raise CharlstmError("give exactly one of --text, --file or --split"
+                            + (f" (got {' and '.join(given)})" if given else ""))
+
+
+@click.group("neurons")
+def neurons_group() -> None:
+    """Find the units that track a feature, and check them by ablation.
+
+    \b
+      charlstm neurons features                                   # what can be tracked
+      charlstm neurons find RUN --feature indentation --split val --html top.html
+      charlstm neurons find RUN --feature string --split val --probe l1
+      charlstm neurons ablate RUN --unit layer1.c:37 --feature string --split val
+
+    Steering (forcing a unit while generating) is `charlstm sample RUN --clamp layer1.c:37=1.0`.
+    """
+
+
+@neurons_group.command("features")
+def features_cmd() -> None:
+    """List the features `--feature` accepts (named and parameterised)."""
+    from charlstm.features import feature_help
+
+    click.echo(feature_help())
+
+
+@neurons_group.command("find")
+@click.argument("run")
+@click.option("--feature", "-f", metavar="NAME",
+              help="What to track: a name from `charlstm neurons features`, count:a-b, next:X, regex:PATTERN, "
+                   "module:function or file.py:function.")
+@click.option("--regex", metavar="PATTERN", help="Shorthand for --feature regex:PATTERN.")
+@_input_options
+@click.option("--top", type=click.IntRange(min=1), default=10, show_default=True, help="How many units to list.")
+@click.option("--layers", help="Only these layers, e.g. 0,2 (default: all).")
+@click.option("--kinds", help="Only these kinds, e.g. h,c (default: every state and gate).")
+@click.option("--probe", type=click.Choice(["l1"]), help="Also fit a sparse L1 probe and list the few units it needs.")
+@click.option("--max-units", type=click.IntRange(min=1), default=5, show_default=True,
+              help="At most this many units in the probe.")
+@click.option("--html", "html_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the trace viewer with the ranking in its overview (n/p step through the top units).")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write the ranking as JSON.")
+@quiet_option
+def find_cmd(run: str, feature: str | None, regex: str | None, text, file_, split, limit, unknown, checkpoint,
+             top: int, layers: str | None, kinds: str | None, probe: str | None, max_units: int,
+             html_path: Path | None, json_path: Path | None, quiet: bool) -> None:
+    """Rank every unit of RUN (each layer's h, c and gates) by how well it tracks a feature.
+
+    Continuous features are ranked by |Pearson r|, binary ones by AUROC (shown as max(AUROC,
+    1 - AUROC), so a unit that is low on the feature ranks as high as one that is high on it).
+
+    \b
+    Examples:
+      charlstm neurons find stdlib-small --feature string --split val --top 5
+      charlstm neurons find counting --feature count:a-b --text "aaaXbbb<eot>aaaaaaXbbbbbb<eot>"
+      charlstm neurons find stdlib-small --regex "def \\w+" --file mymodule.py
+    """
+    from charlstm.features import get_feature
+    from charlstm.neurons import find_html, find_units, format_find
+
+    if (feature is None) == (regex is None):
+        raise CharlstmError("give either --feature NAME or --regex PATTERN (list the features with "
+                            "`charlstm neurons features`)")
+    if regex is not None:
+        feature = f"regex:{regex}"
+    get_feature(feature)  # an unknown feature fails before the model is loaded
+    _no_source(text, file_, split)
+    model, vocab, inp = _load(run, checkpoint, text, file_, split, limit, unknown)
+    result = find_units(model, vocab, inp, feature, top=top, layers=layers, kinds=kinds, probe=probe == "l1",
+                        max_units=max_units)
+    click.echo(format_find(result))
+    if html_path is not None:
+        find_html(result, html_path)
+        if not quiet:
+            click.echo(f"wrote {html_path}", err=True)
+    if json_path is not None:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps(_find_json(result), indent=2) + "\n", encoding="utf-8")
+        if not quiet:
+            click.echo(f"wrote {json_path}", err=True)
+
+
+def _find_json(result) -> dict:
+    units = [{"unit": u.name, "score": u.score, **({"r": u.r} if u.r is not None else {"auroc": u.auroc})}
+             for u in result.ranking]
+    out = {"feature": result.feature.name, "kind": result.kind, "source": result.source,
+           "characters": int(len(result.values)), "units": units}
+    if result.probe is not None:
+        p = result.probe
+        out["probe"] = {"kind": p.kind, "units": [{"unit": u.name, "weight": u.weight} for u in p.units],
+                        "intercept": p.intercept, "heldout": p.heldout, "n_train": p.n_train, "n_test": p.n_test}
+    return out
+
+
+@neurons_group.command("ablate")
+@click.argument("run")
+@click.option("--unit", "-u", required=True, metavar="LAYER.KIND:UNIT", help="The unit to force, e.g. layer1.c:37.")
+@click.option("--feature", "-f", required=True, metavar="NAME",
+              help="Split the predictions into where this feature is active and where not.")
+@_input_options
+@click.option("--mode", type=click.Choice(["zero", "mean", "value"]), default="zero", show_default=True,
+              help="Force the unit to 0, to its mean over the text, or to --value.")
+@click.option("--value", type=float, help="The value for --mode value.")
+def ablate_cmd(run: str, unit: str, feature: str, text, file_, split, limit, unknown, checkpoint, mode: str,
+               value: float | None) -> None:
+    """Force one unit of RUN at every step and measure the change in bits per character where a
+    feature is active and where it is not.
+
+    The model runs layer by layer with the explicit cells (charlstm.cells.step), the clean and the
+    ablated copy in one batch; the clean run is checked against the fused model.
+
+    \b
+    Examples:
+      charlstm neurons ablate stdlib-small --unit layer1.c:37 --feature string --split val
+      charlstm neurons ablate counting --unit layer0.c:1 --feature count:a-b --text "aaaaXbbbb<eot>" --mode mean
+    """
+    from charlstm.features import get_feature
+    from charlstm.neurons import ablate, format_ablation, parse_intervention
+    from charlstm.ranking import parse_unit_spec
+
+    get_feature(feature)
+    parse_unit_spec(unit)  # bad syntax fails before the model is loaded
+    _no_source(text, file_, split)
+    model, vocab, inp = _load(run, checkpoint, text, file_, split, limit, unknown)
+    parse_intervention(unit, model)
+    click.echo(format_ablation(ablate(model, vocab, inp, unit, feature, mode=mode, value=value)))
+
+
+@click.command("experiment")
+@click.argument("task", metavar="TASK", type=click.Choice(["counting", "selective-counting", "remember", "copy"]))
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for the data, the run and the report [default: out/experiments/TASK].")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seeds the data, the model and training.")
+@quiet_option
+def experiment_cmd(task: str, out: Path | None, seed: int, quiet: bool) -> None:
+    """Reproduce one of the source's synthetic experiments: generate the data, train the small
+    model, measure generalisation, find the neurons automatically and write a report.
+
+    \b
+      counting            aaaaaXbbbbb     1 layer x 10 units; the unit that counts
+      selective-counting  aaXaXaaYbbbbb   counts the a's, its input gate ignores the X's
+      remember            AxxxxYa         the unit that holds A vs B through the x's
+      copy                baaXbaa         2 layers; which units predict each next character
+
+    Writes OUT/report.md and OUT/report.html (with pictures), the dataset OUT/data and the run
+    OUT/run (usable with `charlstm sample`, `trace` and `neurons`). Takes well under a minute or two
+    on a CPU. Exits with status 1 when a check fails.
+    """
+    from charlstm.experiments import run_experiment
+
+    from charlstm.viz.terminal import render_ansi
+
+    result = run_experiment(task, out=out, seed=seed, quiet=quiet)
+    click.echo(result.summary())
+    if result.demo is not None:
+        label, chars, values, kind = result.demo
+        click.echo(render_ansi(chars, values, kind, title=label), nl=False)
+    if not result.passed:
+        failed = sum(not c.passed for c in result.checks)
+        raise CharlstmError(f"{failed} check(s) of experiment {task} failed; see {result.report_md}")
+
+
+COMMANDS = [neurons_group, experiment_cmd]
