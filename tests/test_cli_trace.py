@@ -65,7 +65,7 @@ def test_text_npz_options(run, tmp_path):
 def test_file_and_limit(run, tmp_path):
     f = tmp_path / "in.py"
     f.write_text(TEXT * 3, encoding="utf-8")
-    r = _invoke(run, "--file", f, "--limit", 10, "-o", tmp_path / "a.npz")
+    r = _invoke(run, "--file", f, "--limit", 10, "-o", tmp_path / "a.npz", "--threads", 1, "--chunk", 3)
     assert r.exit_code == 0, r.output
     assert np.load(tmp_path / "a.npz")["ids"].shape == (10,)
 
@@ -124,6 +124,8 @@ def test_unknown_policies(run, tmp_path):
     (["--text", "a", "--format", "lstmvis"], ["-o FOLDER"]),
     (["--text", "a", "--checkpoint", "last"], ["missing"]),
     (["--split", "test"], ["no 'test' split"]),
+    (["--text", "a", "--threads", "0"], ["--threads"]),
+    (["--text", "a", "--chunk", "0"], ["--chunk"]),
 ])
 def test_bad_input(run, args, words):
     _error(_invoke(run, *args), *words)

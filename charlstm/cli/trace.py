@@ -45,9 +45,11 @@ def _size(path: Path) -> str:
               help="Characters not in the vocabulary: fail naming them, skip them, or read them as <unk>.")
 @click.option("--chunk", type=int, default=4096, show_default=True, help="Characters per chunk (bounds memory).")
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:N or auto.")
+@click.option("--threads", type=int, metavar="N",
+              help="CPU threads for torch (default: torch's choice; 1 is much faster on a busy machine).")
 @quiet_option
 def trace_cmd(run, text, file_, split, limit, layers, kinds, dtype, output, fmt, html_out, html_chars, show,
-              gate_stats, gate_plot, checkpoint, unknown, chunk, device, quiet):
+              gate_stats, gate_plot, checkpoint, unknown, chunk, device, threads, quiet):
     """Trace every neuron of RUN (hidden and cell states, each gate) over a text.
 
     \b
@@ -82,6 +84,12 @@ def trace_cmd(run, text, file_, split, limit, layers, kinds, dtype, output, fmt,
             raise CharlstmError("--gate-plot needs matplotlib: pip install 'charlstm[plots]'") from None
     if not any((output, html_out, show, gate_stats, gate_plot)):
         output = "trace.npz"
+    if threads is not None:
+        if threads < 1:
+            raise CharlstmError(f"--threads must be at least 1, got {threads}")
+        torch.set_num_threads(threads)
+    if chunk < 1:
+        raise CharlstmError(f"--chunk must be at least 1, got {chunk}")
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     elif device.startswith("cuda") and not torch.cuda.is_available():
