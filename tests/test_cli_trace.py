@@ -65,7 +65,13 @@ def test_text_npz_options(run, tmp_path):
 def test_file_and_limit(run, tmp_path):
     f = tmp_path / "in.py"
     f.write_text(TEXT * 3, encoding="utf-8")
-    r = _invoke(run, "--file", f, "--limit", 10, "-o", tmp_path / "a.npz", "--threads", 1, "--chunk", 3)
+    import torch
+
+    threads = torch.get_num_threads()
+    try:
+        r = _invoke(run, "--file", f, "--limit", 10, "-o", tmp_path / "a.npz", "--threads", 1, "--chunk", 3)
+    finally:
+        torch.set_num_threads(threads)  # the CLI sets it process-wide; leave other tests alone
     assert r.exit_code == 0, r.output
     assert np.load(tmp_path / "a.npz")["ids"].shape == (10,)
 
