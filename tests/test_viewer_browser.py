@@ -58,7 +58,8 @@ class _Page(HTMLParser):
     def __init__(self):
         super().__init__()
         self.root, self.scripts, self.imgs, self.spans, self.text = {}, 0, 0, [], []
-        self._in_text = 0
+        self.tip, self.tip_hidden = [], None
+        self._in_text = self._in_tip = 0
 
     def handle_starttag(self, tag, attrs):
         a = dict(attrs)
@@ -68,6 +69,8 @@ class _Page(HTMLParser):
             self.scripts += 1
         elif tag == "img":
             self.imgs += 1
+        if a.get("id") == "tip":
+            self._in_tip, self.tip_hidden = 1, "hidden" in a
         if a.get("id") == "text":
             self._in_text = 1
         elif self._in_text and tag == "span":
@@ -78,10 +81,14 @@ class _Page(HTMLParser):
     def handle_endtag(self, tag):
         if self._in_text and tag == "div":
             self._in_text -= 1
+        if self._in_tip and tag == "div":
+            self._in_tip = 0
 
     def handle_data(self, data):
         if self._in_text:
             self.text.append(data)
+        if self._in_tip:
+            self.tip.append(data)
 
 
 def _parse(dom: str) -> _Page:
@@ -99,7 +106,7 @@ def test_viewer_in_chromium(tmp_path):
                       scores={"feature": [("layer1.c", 2, 1.0)]})
 
     url = page.as_uri()
-    a, b, c = map(_parse, _dump_doms(browser, tmp_path, [url + "#layer0.h:3", url + "#layer0.h:4", url]))
+    a, b, c = map(_parse, _dump_doms(browser, tmp_path, [url + "#layer0.h:3&tip=2", url + "#layer0.h:4", url]))
     assert a.root.get("data-ready") == "1", "the page script did not finish"
     assert a.root.get("data-errors") == "0", "console errors on load"
     assert a.root.get("data-selected") == "layer0.h:3"
@@ -109,6 +116,12 @@ def test_viewer_in_chromium(tmp_path):
     assert PAYLOAD in shown  # shown literally
     colours = [re.search(r"background-color:\s*([^;]+)", s) for s in a.spans]
     assert len(a.spans) == len(text) and all(colours)
+
+    # the tooltip of character 2 ('f' of "def"): its value and the top-5 next characters
+    tip = "".join(a.tip)
+    assert a.tip_hidden is False and tip.startswith("#2  'f'") and "layer0.h:3 = " in tip
+    assert f"{tr.arrays['layer0.h'][2, 3]:.2f}"[:-1] in tip and tip.count("\n  '") == 5, tip
+    assert b.tip_hidden is True
 
     assert b.root.get("data-selected") == "layer0.h:4" and b.root.get("data-errors") == "0"
     assert a.spans != b.spans, "picking another unit did not recolour the text"

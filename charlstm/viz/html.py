@@ -15,9 +15,9 @@ Data embedding (compact and safe):
 * at most `max_chars` characters (20,000) and `max_values` numbers (16M, ~21 MB of base64) are
   embedded; the page says how many of the traced characters it shows.
 
-Test hooks: the location hash `#layer1.c:37` selects a unit on load; the <html> element carries
-data-ready="1" when drawn, data-selected="layer1.c:37" and data-errors (count of uncaught errors
-and console.error calls).
+Test hooks: the location hash `#layer1.c:37` selects a unit on load (`#layer1.c:37&tip=5` also
+hovers character 5, opening its tooltip); the <html> element carries data-ready="1" when drawn,
+data-selected="layer1.c:37" and data-errors (count of uncaught errors and console.error calls).
 """
 from __future__ import annotations
 
