@@ -255,6 +255,18 @@ def find_html(result: FindResult, path: str | Path, units: int | None = None) ->
                       notes=notes)
 
 
+def find_png(result: FindResult, path: str | Path, max_lines: int = 16, max_cols: int = 80) -> Path | None:
+    """Draw the best unit over the start of the text (as it reads: a row per line) into a PNG, with
+    the viewer's colour map; None when matplotlib is missing."""
+    from charlstm.experiments.report import wrapped_png
+
+    best = result.ranking[0]
+    how = f"r {best.r:+.3f}" if best.r is not None else f"AUROC {best.auroc:.3f}"
+    title = f"{best.name} ({how} with {result.feature.name})"
+    return wrapped_png(path, result.trace.chars, result.trace.unit(best.key, best.unit), best.key.rsplit(".", 1)[-1],
+                       title=title, max_lines=max_lines, max_cols=max_cols)
+
+
 # ----------------------------------------------------------------------------------------------
 # Explicit run with interventions
 
@@ -290,11 +302,11 @@ def _gates_pre(x: Tensor, h: Tensor, p: dict[str, Tensor]) -> tuple[Tensor, Tens
     return gi, gh
 
 
-def _intervened_step(cell: str, x: Tensor, state: tuple[Tensor, ...], p: dict[str, Tensor], kind: str,
-                     sel: Tensor, value: float) -> tuple[Tensor, tuple[Tensor, ...]]:
-    """One step of `cell` (charlstm.cells.step) with kind[sel] forced to value, the rest of the step
-    recomputed from it. sel: bool [N, H] (which rows and unit). Returns (output h, new state)."""
-    r = cells.step(cell, x, state, p)
+def _intervene(cell: str, r: dict[str, Tensor], x: Tensor, state: tuple[Tensor, ...], p: dict[str, Tensor],
+               kind: str, sel: Tensor, value: float) -> tuple[Tensor, tuple[Tensor, ...]]:
+    """Redo one step with kind[sel] forced to value: r is `cells.step(cell, x, state, p)`; what depends
+    on the forced value is recomputed from it. sel: bool [N, H] (rows and unit).
+    Returns (output h [N, H], new state)."""
     v = torch.as_tensor(value, dtype=x.dtype, device=x.device)
 
     def force(t: Tensor) -> Tensor:
@@ -358,35 +370,28 @@ def explicit_losses(model, ids: np.ndarray, interventions: Sequence[Intervention
         n_state = cells.state_size(cfg.cell)
         for layer in range(cfg.num_layers):
             p = model.layer_params(layer)
-            st = tuple((s[layer] if state is not None else torch.zeros(1, cfg.hidden_size, device=dev, dtype=w.dtype))
-                       .expand(N, -1).contiguous() for s in (state or (None,) * n_state))
-            here = [(k, iv) for k, iv in enumerate(interventions) if iv is not None and iv.layer == layer]
+            if state is None:
+                st = tuple(torch.zeros(N, cfg.hidden_size, device=dev, dtype=w.dtype) for _ in range(n_state))
+            else:
+                st = tuple(s[layer].expand(N, -1).contiguous() for s in state)
+            # (intervention, bool [N, H] its row and unit, bool [N, 1] its row) for this layer
             sels = []
-            for k, iv in here:
-                sel = torch.zeros(N, cfg.hidden_size, dtype=torch.bool, device=dev)
-                sel[k, iv.unit] = True
-                sels.append((iv, sel))
+            for k, iv in enumerate(interventions):
+                if iv is not None and iv.layer == layer:
+                    sel = torch.zeros(N, cfg.hidden_size, dtype=torch.bool, device=dev)
+                    sel[k, iv.unit] = True
+                    sels.append((iv, sel, sel.any(1, keepdim=True)))
             outs = []
             for t in range(T):
                 xt = x[:, t]
-                if not sels:
-                    r = cells.step(cfg.cell, xt, st, p)
-                    h = r["h"]
-                    st = (h, r["c"]) if n_state == 2 else (h,)
-                else:
-                    # Several interventions in one layer (one per batch row) are applied one after
-                    # another; each touches only its own row, so the rows stay independent.
-                    h, new = None, None
-                    for iv, sel in sels:
-                        h_k, st_k = _intervened_step(cfg.cell, xt, st, p, iv.kind, sel, iv.value)
-                        rows = sel.any(1, keepdim=True)
-                        if h is None:
-                            r = cells.step(cfg.cell, xt, st, p)
-                            h = r["h"]
-                            new = (h, r["c"]) if n_state == 2 else (h,)
-                        h = torch.where(rows, h_k, h)
-                        new = tuple(torch.where(rows, a, b) for a, b in zip(st_k, new))
-                    st = new
+                r = cells.step(cfg.cell, xt, st, p)
+                h, new = r["h"], ((r["h"], r["c"]) if n_state == 2 else (r["h"],))
+                # Each intervention changes only its own batch row; the other rows keep the plain step.
+                for iv, sel, rows in sels:
+                    h_k, st_k = _intervene(cfg.cell, r, xt, st, p, iv.kind, sel, iv.value)
+                    h = torch.where(rows, h_k, h)
+                    new = tuple(torch.where(rows, a, b) for a, b in zip(st_k, new))
+                st = new
                 outs.append(h)
             x = torch.stack(outs, 1)  # [N, T, H]: the next layer's input
         logp = torch.log_softmax(model.head(x[:, :-1]).double(), dim=-1)  # [N, T-1, V]

@@ -39,9 +39,10 @@ def _error(args: list[str], match: str):
 
 
 def test_find_prints_a_ranking_and_writes_html_and_json(run, tmp_path):
-    html, js = tmp_path / "top.html", tmp_path / "top.json"
+    html, js, png = tmp_path / "top.html", tmp_path / "top.json", tmp_path / "top.png"
     res = _ok(["neurons", "find", run, "--feature", "string", "--text", TEXT, "--top", "3",
-               "--html", str(html), "--json", str(js)])
+               "--html", str(html), "--json", str(js), "--png", str(png)])
+    assert png.read_bytes()[:4] == b"\x89PNG"
     lines = res.output.splitlines()
     assert lines[0].startswith("feature string (binary, ranked by AUROC")
     assert lines[1].split()[:3] == ["rank", "unit", "score"]

@@ -85,10 +85,12 @@ def features_cmd() -> None:
               help="Write the trace viewer with the ranking in its overview (n/p step through the top units).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Also write the ranking as JSON.")
+@click.option("--png", "png_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Draw the best unit over the start of the text as a small PNG (needs matplotlib).")
 @quiet_option
 def find_cmd(run: str, feature: str | None, regex: str | None, text, file_, split, limit, unknown, checkpoint,
              top: int, layers: str | None, kinds: str | None, probe: str | None, max_units: int,
-             html_path: Path | None, json_path: Path | None, quiet: bool) -> None:
+             html_path: Path | None, json_path: Path | None, png_path: Path | None, quiet: bool) -> None:
     """Rank every unit of RUN (each layer's h, c and gates) by how well it tracks a feature.
 
     Continuous features are ranked by |Pearson r|, binary ones by AUROC (shown as max(AUROC,
@@ -101,7 +103,7 @@ def find_cmd(run: str, feature: str | None, regex: str | None, text, file_, spli
       charlstm neurons find stdlib-small --regex "def \\w+" --file mymodule.py
     """
     from charlstm.features import get_feature
-    from charlstm.neurons import find_html, find_units, format_find
+    from charlstm.neurons import find_html, find_png, find_units, format_find
 
     if (feature is None) == (regex is None):
         raise CharlstmError("give either --feature NAME or --regex PATTERN (list the features with "
@@ -118,6 +120,11 @@ def find_cmd(run: str, feature: str | None, regex: str | None, text, file_, spli
         find_html(result, html_path)
         if not quiet:
             click.echo(f"wrote {html_path}", err=True)
+    if png_path is not None:
+        if find_png(result, png_path) is None:
+            raise CharlstmError("--png needs matplotlib: pip install 'charlstm[plots]'")
+        if not quiet:
+            click.echo(f"wrote {png_path}", err=True)
     if json_path is not None:
         json_path.parent.mkdir(parents=True, exist_ok=True)
         json_path.write_text(json.dumps(_find_json(result), indent=2) + "\n", encoding="utf-8")
