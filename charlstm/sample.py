@@ -12,8 +12,10 @@ weights: the embedding and layer 0's input projection are folded into one [V, G*
 gather instead of a matmul), gate blocks are reordered so that the sigmoid gates are contiguous, the
 temperature is folded into the head, and every buffer is preallocated so a step allocates nothing.
 
-Sampling draws with the exponential race (argmax of p_i / E_i, E_i ~ Exp(1)), which samples exactly
-from p and measured several times faster than torch.multinomial for one row on CPU.
+Sampling uses the Gumbel-max trick (argmax of logits + Gumbel noise is an exact draw from the
+softmax), with the noise generated 64 steps at a time. Without top-k/top-p, the noise is added to
+the head's bias for a whole block at once, so drawing a character costs one argmax: torch.multinomial
+alone measured ~40 us per call for one row on CPU, more than a whole step of the tiny preset.
 
 Steering: `--clamp layer1.c:37=1.0` holds unit 37 of layer 1's cell state at 1.0 (layers count from
 0, as in traces). Any kind the cell exposes (LSTM/peephole h c i f g o; GRU h r z n; RNN h) can be
@@ -171,27 +173,58 @@ def filter_top_p(logits: Tensor, p: float) -> Tensor:
     return logits
 
 
+class GumbelNoise:
+    """Gumbel noise G = -log(E), E ~ Exp(1), for the Gumbel-max draw: argmax(logits + G) is an exact
+    sample from softmax(logits). Generated `block` steps at a time ([block, N, V], one RNG call)
+    so a step pays no RNG call; every consumer of the same seed and block size sees the same
+    noise, which is what makes the fast and the naive generators agree."""
+
+    def __init__(self, shape: tuple[int, int], generator: torch.Generator | None, device=None,
+                 dtype: torch.dtype = torch.float32, block: int = 64):
+        self.generator, self.block = generator, block
+        self.buf = torch.empty(block, *shape, device=device, dtype=dtype)
+        self.i = block
+
+    def _refill(self) -> None:
+        # The floor keeps G finite: -inf logits (filtered, <unk>) + G must stay -inf, never NaN.
+        self.buf.exponential_(generator=self.generator).clamp_(min=1e-30).log_().neg_()
+        self.i = 0
+
+    def next(self) -> Tensor:
+        """The next step's noise [N, V] (a view of the block)."""
+        if self.i == self.block:
+            self._refill()
+        self.i += 1
+        return self.buf[self.i - 1]
+
+    def next_block(self) -> Tensor:
+        """All the noise left in the current block [k, N, V] (refilled first when used up); the
+        caller consumes it one step at a time with `skip`."""
+        if self.i == self.block:
+            self._refill()
+        return self.buf[self.i:]
+
+    def skip(self, k: int = 1) -> None:
+        self.i += k
+
+
 def sample_next(logits: Tensor, *, top_k: int | None = None, top_p: float | None = None, greedy: bool = False,
-                generator: torch.Generator | None = None, probs: Tensor | None = None,
-                noise: Tensor | None = None, out: Tensor | None = None) -> Tensor:
+                generator: torch.Generator | None = None, gumbel: Tensor | None = None,
+                out: Tensor | None = None) -> Tensor:
     """Choose the next id of each row from (already tempered) logits [N, V] -> ids [N] int64.
 
-    Modifies logits in place when filtering. probs/noise ([N, V] float) and out ([N] int64) are
-    optional preallocated buffers; results do not depend on whether they are given.
+    Modifies logits in place (filters, noise). gumbel: this step's noise [N, V] (GumbelNoise.next());
+    drawn from `generator` when not given. out: an optional [N] int64 buffer for the result.
     """
-    if greedy:
-        return torch.argmax(logits, dim=-1, out=out) if out is not None else torch.argmax(logits, dim=-1)
-    if top_k is not None:
-        filter_top_k(logits, top_k)
-    if top_p is not None:
-        filter_top_p(logits, top_p)
-    probs = torch.softmax(logits, dim=-1, out=probs) if probs is not None else torch.softmax(logits, dim=-1)
-    noise = noise if noise is not None else torch.empty_like(probs)
-    # Exponential race: argmax_i p_i / E_i with E_i ~ Exp(1) is an exact draw from p. The floor on E
-    # keeps a zero-probability symbol from winning as 0/0 = NaN if E were ever exactly 0.
-    noise.exponential_(generator=generator).clamp_(min=1e-30)
-    probs.div_(noise)
-    return torch.argmax(probs, dim=-1, out=out) if out is not None else torch.argmax(probs, dim=-1)
+    if not greedy:
+        if top_k is not None:
+            filter_top_k(logits, top_k)
+        if top_p is not None:
+            filter_top_p(logits, top_p)
+        if gumbel is None:
+            gumbel = GumbelNoise(tuple(logits.shape), generator, logits.device, logits.dtype, block=1).next()
+        logits.add_(gumbel)
+    return torch.argmax(logits, dim=-1, out=out) if out is not None else torch.argmax(logits, dim=-1)
 
 
 def temper(logits: Tensor, temperature: float, unk_id: int | None) -> Tensor:
@@ -234,6 +267,7 @@ class Stepper:
             if cell != "gru":
                 tab = tab + ps[0]["bias_hh"]
             self.table = tab[:, perm].contiguous()  # [V, G*H]
+            self.rows = list(self.table.split(1))  # V views [1, G*H], for Python-int ids
             self.whh = [p["weight_hh"][perm].t().contiguous() for p in ps]  # [H, G*H]
             self.wx: list[Tensor | None] = [None]  # layers >= 1: [2H, G*H] on [x, h] (GRU: [H, 3H] on x)
             self.bx: list[Tensor | None] = [None]
@@ -260,9 +294,10 @@ class Stepper:
         self.gh = torch.empty(N, 3 * H, device=dev, dtype=dt) if cell == "gru" else None
         self.tmp = torch.empty(N, H, device=dev, dtype=dt)
         self.logits = torch.empty(N, self.V, device=dev, dtype=dt)
-        self.probs = torch.empty(N, self.V, device=dev, dtype=dt)
-        self.noise = torch.empty(N, self.V, device=dev, dtype=dt)
         self.nxt = torch.zeros(N, dtype=torch.long, device=dev)
+        # One row on the CPU: numpy's argmax over this view of the logits costs a quarter of
+        # torch.argmax + .item(), and gives the Python int the next step and the text both want.
+        self.logits_np = self.logits.numpy() if dev.type == "cpu" and N == 1 else None
         pre = self.pre
         if self.lstm_like:
             self.gate = {"i": pre[:, :H], "f": pre[:, H:2 * H], "o": pre[:, 2 * H:3 * H], "g": pre[:, 3 * H:]}
@@ -302,8 +337,12 @@ class Stepper:
         if cl is not None:
             t.index_copy_(1, cl[0], cl[1])
 
-    def step(self, ids: Tensor) -> Tensor:
-        """Feed one id per row (ids [N] int64) -> next-symbol logits [N, V] (internal buffer)."""
+    def step(self, ids: Tensor | int, head_bias: Tensor | None = None) -> Tensor:
+        """Feed one id per row (ids [N] int64, or a Python int when N == 1) -> next-symbol logits
+        [N, V] (internal buffer).
+
+        head_bias [N, V]: use instead of the head's (tempered, <unk>-masked) bias, e.g. that bias
+        plus this step's Gumbel noise. An int id skips the gather: its table row is a ready view."""
         self.steps += 1
         clamp = self.any_clamp and self.clamping
         pre, cell = self.pre, self.cell
@@ -313,8 +352,11 @@ class Stepper:
                 self._gru_layer(layer, ids, h, clamp)
                 continue
             if layer == 0:
-                torch.index_select(self.table, 0, ids, out=pre)
-                pre.addmm_(h, self.whh[0])
+                if isinstance(ids, int):
+                    torch.addmm(self.rows[ids], h, self.whh[0], out=pre)
+                else:
+                    torch.index_select(self.table, 0, ids, out=pre)
+                    pre.addmm_(h, self.whh[0])
             else:
                 torch.addmm(self.bx[layer], self.xh[layer], self.wx[layer], out=pre)
             if cell == "rnn":
@@ -338,16 +380,18 @@ class Stepper:
                 gate["o"].addcmul_(c, self.peep[layer][2]).sigmoid_()
                 if clamp:
                     self._clamp(layer, "o", gate["o"])
-            torch.tanh(c, out=self.tmp)
-            torch.mul(gate["o"], self.tmp, out=h)
+            torch.tanh(c, out=h).mul_(gate["o"])
             if clamp:
                 self._clamp(layer, "h", h)
-        return torch.addmm(self.bh, self.h[-1], self.wh, out=self.logits)
+        return torch.addmm(self.bh if head_bias is None else head_bias, self.h[-1], self.wh, out=self.logits)
 
-    def _gru_layer(self, layer: int, ids: Tensor, h: Tensor, clamp: bool) -> None:
+    def _gru_layer(self, layer: int, ids: Tensor | int, h: Tensor, clamp: bool) -> None:
         gi, gate = self.pre, self.gate
         if layer == 0:
-            torch.index_select(self.table, 0, ids, out=gi)
+            if isinstance(ids, int):
+                gi.copy_(self.rows[ids])
+            else:
+                torch.index_select(self.table, 0, ids, out=gi)
         else:
             torch.addmm(self.bx[layer], self.h[layer - 1], self.wx[layer], out=gi)
         torch.addmm(self.bhh[layer], h, self.whh[layer], out=self.gh)
@@ -520,25 +564,51 @@ def _generate(model, vocab: Vocab, prime_ids, opts: SampleOptions, on_text) -> G
         elif len(context) > 1:
             st.set_state(read_prime(model, context[:-1]))
         st.steps = 0
-        logits = st.step(torch.full((N,), context[-1], dtype=torch.long, device=dev)) if length else None
-        kw = dict(top_k=opts.top_k, top_p=opts.top_p, greedy=opts.greedy, generator=gen,
-                  probs=st.probs, noise=st.noise, out=st.nxt)
+        if length == 0:
+            return Generation(samples=[r.sample() for r in rows], seed=seed, steps=0, prime_ids=prime)
+        first = torch.full((N,), context[-1], dtype=torch.long, device=dev)
+        # Without filters the noise rides in the head's bias (one add per block of steps, not per
+        # step) and choosing is one argmax; filters need the clean logits, then the noise.
+        fold = not opts.greedy and opts.top_k is None and opts.top_p is None
+        noise = None if opts.greedy else GumbelNoise((N, st.V), gen, dev, st.logits.dtype)
+        biases, j = None, 0
+
+        def step(ids: Tensor) -> Tensor:
+            nonlocal biases, j
+            if not fold:
+                return st.step(ids)
+            if biases is None or j == len(biases):
+                biases, j = noise.next_block() + st.bh, 0  # [k, N, V]: k steps of bias + noise
+            j += 1
+            noise.skip()
+            return st.step(ids, head_bias=biases[j - 1])
+
+        def choose(logits: Tensor) -> Tensor:
+            if fold:
+                return torch.argmax(logits, dim=-1, out=st.nxt)
+            return sample_next(logits, top_k=opts.top_k, top_p=opts.top_p, greedy=opts.greedy,
+                               gumbel=None if noise is None else noise.next(), out=st.nxt)
+
+        logits = step(first)
         nxt = st.nxt
         if N == 1:
-            row = rows[0]
+            row, lnp = rows[0], st.logits_np
             for t in range(length):
-                sample_next(logits, **kw)
-                piece = row.feed((int(nxt.item()),))
+                if lnp is not None and (fold or opts.greedy):
+                    i = int(lnp.argmax())  # same first-maximum rule as torch.argmax
+                else:
+                    i = int(choose(logits).item())
+                piece = row.feed((i,))
                 if piece and on_text is not None:
                     on_text(piece)
                 if row.reason is not None or t == length - 1:
                     break
-                logits = st.step(nxt)
+                logits = step(i if lnp is not None else nxt)
         else:
             buf = torch.empty(N, length, dtype=torch.long, device=dev)
             done_to = 0
             for t in range(length):
-                sample_next(logits, **kw)
+                choose(logits)
                 buf[:, t].copy_(nxt)
                 if (t + 1) % CHECK_EVERY == 0 or t == length - 1:
                     chunk = buf[:, done_to:t + 1].tolist()
@@ -549,7 +619,7 @@ def _generate(model, vocab: Vocab, prime_ids, opts: SampleOptions, on_text) -> G
                         break
                 if t == length - 1:
                     break
-                logits = st.step(nxt)
+                logits = step(nxt)
     for r in rows:
         tail = r.finish()
         if tail and on_text is not None and N == 1:
@@ -570,13 +640,15 @@ def naive_generate(model, vocab: Vocab, prime_ids: Sequence[int] | np.ndarray, o
     gen.manual_seed(seed)
     rows = [RowText(vocab, opts.stop, opts.stop_at_eot) for _ in range(N)]
     ctx = torch.tensor(prime or [start_id(vocab)], dtype=torch.long, device=dev)[None].expand(N, -1)
+    noise = GumbelNoise((N, model.cfg.vocab_size), gen, dev, model.head.weight.dtype)
     steps = 0
     with torch.inference_mode():
         for t in range(length):
             logits, _ = model(ctx)
             steps += 1
             lg = temper(logits[:, -1], 1.0 if opts.greedy else opts.temperature, vocab.unk_id)
-            nxt = sample_next(lg, top_k=opts.top_k, top_p=opts.top_p, greedy=opts.greedy, generator=gen)
+            nxt = sample_next(lg, top_k=opts.top_k, top_p=opts.top_p, greedy=opts.greedy,
+                              gumbel=None if opts.greedy else noise.next())
             for r, i in zip(rows, nxt.tolist()):
                 r.feed((i,))
             if all(r.reason is not None for r in rows):

@@ -40,6 +40,25 @@ def _load(run: str, checkpoint: str, device: str):
     return load(run, checkpoint=checkpoint, device=device)
 
 
+class _Stream:
+    """Writes generated text to stdout as it comes, flushing at most every 30 ms: a flush (a
+    system call) per character would cost a good part of what generating it does."""
+
+    def __init__(self) -> None:
+        self.last = 0.0
+
+    def __call__(self, piece: str) -> None:
+        sys.stdout.write(piece)
+        now = time.perf_counter()
+        if now - self.last > 0.03:
+            sys.stdout.flush()
+            self.last = now
+
+    def close(self) -> None:
+        sys.stdout.write("\n")
+        sys.stdout.flush()
+
+
 def _header(i: int, n: int, reason: str) -> str:
     why = {"eot": ", ended at <eot>", "stop": ", ended at a stop string"}.get(reason, "")
     return f"──── sample {i + 1}/{n}{why} ────"
@@ -101,16 +120,17 @@ def sample_cmd(run, prime, prime_file, length, temperature, top_k, top_p, greedy
     ids = model.encode(prime, unknown)
     from charlstm.sample import generate
 
-    stream = num_samples == 1
+    stream = _Stream() if num_samples == 1 else None
     if stream:
-        click.echo(prime, nl=False)
+        stream(prime)
     t0 = time.perf_counter()
-    g = generate(model.module, model.vocab, ids, opts,
-                 on_text=(lambda piece: click.echo(piece, nl=False)) if stream else None)
+    try:
+        g = generate(model.module, model.vocab, ids, opts, on_text=stream)
+    finally:
+        if stream:
+            stream.close()
     dt = time.perf_counter() - t0
-    if stream:
-        click.echo()
-    else:
+    if not stream:
         for i, s in enumerate(g.samples):
             click.echo(_header(i, num_samples, s.stop_reason))
             click.echo(prime + s.text)
