@@ -20,7 +20,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from charlstm.errors import CharlstmError
-from charlstm.trace import TOP_K, Trace, TraceInfo, key, parse_key
+from charlstm.trace import TOP_K, Trace, TraceInfo, key
 from charlstm.vocab import EOT, UNK, Vocab
 
 FORMAT = "charlstm-trace"

@@ -57,7 +57,7 @@ def test_trace_equals_explicit_unroll_and_fused_outputs(cell, chunk):
         np.testing.assert_allclose(tr.arrays[k], v, atol=1e-5, rtol=0, err_msg=k)
     # the explicit cells equal the fused module, and the trace's top layer gives the model's logits
     torch.testing.assert_close(logits, fused_logits[0], atol=1e-5, rtol=0)
-    h_top = torch.from_numpy(tr.arrays[f"layer1.h"])
+    h_top = torch.from_numpy(tr.arrays["layer1.h"])
     torch.testing.assert_close(m.head(h_top).detach(), fused_logits[0], atol=1e-5, rtol=0)
     probs = torch.softmax(fused_logits[0], -1).detach().numpy()
     np.testing.assert_allclose(tr.next_prob[:-1], probs[np.arange(39), ids[1:]], atol=1e-6)

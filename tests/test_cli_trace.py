@@ -1,7 +1,6 @@
 """`charlstm trace` end to end with CliRunner on random-weight runs: outputs, options, and one clear
 `Error:` line (no traceback, non-zero exit) for each kind of bad input."""
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest

@@ -1,7 +1,6 @@
 """Trace files: the streamed .npz equals the in-memory trace, reads back without pickle, leaves
 no temporary files; LSTMVis folders have what LSTMVis reads."""
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest

@@ -6,7 +6,6 @@ Thin on purpose: the work is charlstm.trace (the computation and its sinks), cha
 """
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
