@@ -236,6 +236,49 @@ def temper(logits: Tensor, temperature: float, unk_id: int | None) -> Tensor:
 
 
 # ----------------------------------------------------------------------------- the step
+def prepared_weights(model) -> dict:
+    """The model's weights in the layout the Stepper wants, cached on the model until any parameter
+    changes (in-place edits bump a tensor's version; ablation code does that).
+
+    table [V, G*H]: embedding @ layer 0's W_ih + biases (GRU: without b_hh, which r multiplies),
+    gate blocks of LSTM cells reordered i, f, g, o -> i, f, o, g (the sigmoids become one slice);
+    rows: V views [1, G*H] of it; whh[l] [H, G*H]; wx[l], bx[l] (l >= 1): [2H, G*H] acting on
+    [x, h] and the summed bias (GRU: [H, 3H] on x and b_ih); bhh (GRU), peep (peephole) per layer;
+    wh [H, V]: the head, transposed.
+    """
+    params = list(model.parameters())
+    key = tuple((p.data_ptr(), p._version) for p in params)
+    cached = getattr(model, "_charlstm_step_weights", None)
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    cfg = model.cfg
+    H, L, cell = cfg.hidden_size, cfg.num_layers, cfg.cell
+    G = cells.GATE_COUNT[cell]
+    dev = model.head.weight.device
+    with torch.no_grad():
+        perm = (torch.cat([torch.arange(0, 2 * H), torch.arange(3 * H, 4 * H), torch.arange(2 * H, 3 * H)])
+                if cell in ("lstm", "peephole") else torch.arange(G * H)).to(dev)
+        ps = [model.layer_params(layer) for layer in range(L)]
+        tab = model.embed.weight @ ps[0]["weight_ih"].t() + ps[0]["bias_ih"]
+        if cell != "gru":
+            tab = tab + ps[0]["bias_hh"]
+        table = tab[:, perm].contiguous()
+        out = {"table": table, "rows": list(table.split(1)),
+               "whh": [p["weight_hh"][perm].t().contiguous() for p in ps], "wx": [None], "bx": [None],
+               "bhh": [p["bias_hh"].clone() for p in ps] if cell == "gru" else [],
+               "peep": [p["peephole"].clone() for p in ps] if cell == "peephole" else [],
+               "wh": model.head.weight.t().contiguous()}
+        for p in ps[1:]:
+            if cell == "gru":
+                out["wx"].append(p["weight_ih"].t().contiguous())
+                out["bx"].append(p["bias_ih"].clone())
+            else:
+                out["wx"].append(torch.cat([p["weight_ih"], p["weight_hh"]], 1)[perm].t().contiguous())
+                out["bx"].append((p["bias_ih"] + p["bias_hh"])[perm].contiguous())
+    model._charlstm_step_weights = (key, out)
+    return out
+
+
 class Stepper:
     """The whole model, one character at a time, for N rows, with the state carried inside.
 
@@ -257,31 +300,12 @@ class Stepper:
         self.clamping = True
         for c in clamp:
             check_clamp(c, cell, L, H)
+        prep = prepared_weights(model)
+        self.table, self.rows, self.whh, self.wx, self.bx = prep["table"], prep["rows"], prep["whh"], prep["wx"], prep["bx"]
+        self.bhh, self.peep = prep["bhh"], prep["peep"]
         with torch.no_grad():
-            # LSTM gate blocks i, f, g, o -> i, f, o, g: the three sigmoids become one contiguous slice.
-            perm = (torch.cat([torch.arange(0, 2 * H), torch.arange(3 * H, 4 * H), torch.arange(2 * H, 3 * H)])
-                    if self.lstm_like else torch.arange(G * H)).to(dev)
-            ps = [model.layer_params(layer) for layer in range(L)]
-            # Embedding + layer 0's input projection (+ biases, except GRU's b_hh which r multiplies).
-            tab = model.embed.weight @ ps[0]["weight_ih"].t() + ps[0]["bias_ih"]
-            if cell != "gru":
-                tab = tab + ps[0]["bias_hh"]
-            self.table = tab[:, perm].contiguous()  # [V, G*H]
-            self.rows = list(self.table.split(1))  # V views [1, G*H], for Python-int ids
-            self.whh = [p["weight_hh"][perm].t().contiguous() for p in ps]  # [H, G*H]
-            self.wx: list[Tensor | None] = [None]  # layers >= 1: [2H, G*H] on [x, h] (GRU: [H, 3H] on x)
-            self.bx: list[Tensor | None] = [None]
-            for p in ps[1:]:
-                if cell == "gru":
-                    self.wx.append(p["weight_ih"].t().contiguous())
-                    self.bx.append(p["bias_ih"].clone())
-                else:
-                    self.wx.append(torch.cat([p["weight_ih"], p["weight_hh"]], 1)[perm].t().contiguous())
-                    self.bx.append((p["bias_ih"] + p["bias_hh"])[perm].contiguous())
-            self.bhh = [p["bias_hh"].clone() for p in ps] if cell == "gru" else []
-            self.peep = [p["peephole"].clone() for p in ps] if cell == "peephole" else []
-            self.wh = (model.head.weight / temperature).t().contiguous()  # [H, V]
-            self.bh = (model.head.bias / temperature).clone()
+            self.wh = prep["wh"] / temperature if temperature != 1.0 else prep["wh"]  # [H, V]
+            self.bh = model.head.bias / temperature  # a copy: masked below
             if unk_id is not None:
                 self.bh[unk_id] = float("-inf")  # <unk> stands for many characters: never write it
         # Buffers. All hidden states live in one [N, L*H] tensor so that layer l's matmul input
@@ -307,6 +331,12 @@ class Stepper:
             self.rz, self.rz_h, self.n_h = pre[:, :2 * H], self.gh[:, :2 * H], self.gh[:, 2 * H:]
         else:
             self.gate = {}
+        # The plain LSTM's per-layer operands: (W, bias, input, h, c, sigmoid slice, i, f, o, g).
+        self.plain = None
+        if cell == "lstm":
+            gt = self.gate
+            self.plain = [(self.whh[0] if k == 0 else self.wx[k], None if k == 0 else self.bx[k], self.xh[k],
+                           self.h[k], self.C[k], self.sig, gt["i"], gt["f"], gt["o"], gt["g"]) for k in range(L)]
         # clamps[layer][kind] = (unit indices [k], values [N, k])
         self.clamps: list[dict[str, tuple[Tensor, Tensor]]] = [{} for _ in range(L)]
         for layer in range(L):
@@ -345,6 +375,8 @@ class Stepper:
         plus this step's Gumbel noise. An int id skips the gather: its table row is a ready view."""
         self.steps += 1
         clamp = self.any_clamp and self.clamping
+        if self.plain is not None and not clamp:
+            return self._lstm_step(ids, head_bias)
         pre, cell = self.pre, self.cell
         for layer in range(self.L):
             h = self.h[layer]
@@ -384,6 +416,25 @@ class Stepper:
             if clamp:
                 self._clamp(layer, "h", h)
         return torch.addmm(self.bh if head_bias is None else head_bias, self.h[-1], self.wh, out=self.logits)
+
+    def _lstm_step(self, ids: Tensor | int, head_bias: Tensor | None) -> Tensor:
+        """`step` for a plain LSTM without clamps: the same operations with every operand bound in
+        advance, since at batch 1 a step is a few microseconds of Python per operation."""
+        pre, addmm, tanh = self.pre, torch.addmm, torch.tanh
+        for w, b, x, h, c, sig, i, f, o, g in self.plain:
+            if b is None:  # layer 0: the table row (or rows) is the bias of the recurrent matmul
+                if isinstance(ids, int):
+                    addmm(self.rows[ids], h, w, out=pre)
+                else:
+                    torch.index_select(self.table, 0, ids, out=pre)
+                    pre.addmm_(h, w)
+            else:
+                addmm(b, x, w, out=pre)
+            sig.sigmoid_()
+            g.tanh_()
+            c.mul_(f).addcmul_(i, g)
+            tanh(c, out=h).mul_(o)
+        return addmm(self.bh if head_bias is None else head_bias, h, self.wh, out=self.logits)
 
     def _gru_layer(self, layer: int, ids: Tensor | int, h: Tensor, clamp: bool) -> None:
         gi, gate = self.pre, self.gate
@@ -578,7 +629,7 @@ def _generate(model, vocab: Vocab, prime_ids, opts: SampleOptions, on_text) -> G
             if not fold:
                 return st.step(ids)
             if biases is None or j == len(biases):
-                biases, j = noise.next_block() + st.bh, 0  # [k, N, V]: k steps of bias + noise
+                biases, j = (noise.next_block() + st.bh).unbind(0), 0  # k steps of bias + noise [N, V]
             j += 1
             noise.skip()
             return st.step(ids, head_bias=biases[j - 1])

@@ -55,6 +55,19 @@ def test_stepper_equals_model(cell, layers):
             torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
 
 
+def test_generic_lstm_step_equals_the_plain_one():
+    """LSTM steps run a specialised loop unless clamping; the general loop must agree with it."""
+    m = _model("lstm", 3)
+    x = torch.randint(0, 11, (2, 9))
+    with torch.inference_mode():
+        want, _ = m(x)
+        st = Stepper(m, 2)
+        st.plain = None
+        for t in range(9):
+            got = st.step(x[:, t])
+    torch.testing.assert_close(got, want[:, -1], atol=1e-5, rtol=0)
+
+
 @pytest.mark.parametrize("cell", CELLS)
 def test_stepper_continues_from_read_prime(cell):
     m = _model(cell)
@@ -434,3 +447,15 @@ def test_one_thread_for_small_models_at_batch_one():
     with S.cpu_threads(1):
         assert torch.get_num_threads() == 1
     assert torch.get_num_threads() == before
+
+
+def test_prepared_weights_are_cached_until_a_weight_changes(tmp_path):
+    m, v = _run(tmp_path)
+    assert S.prepared_weights(m) is S.prepared_weights(m)
+    opts = SampleOptions(length=30, greedy=True, stop_at_eot=False)
+    before = generate(m, v, v.encode("def "), opts).samples[0].text
+    with torch.no_grad():
+        m.rnn.weight_hh_l1.mul_(-3.0)  # an in-place edit, as ablation code would make
+    after = generate(m, v, v.encode("def "), opts).samples[0].text
+    assert after == naive_generate(m, v, v.encode("def "), opts).samples[0].text
+    assert after != before
