@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import re
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Iterable, Protocol, Sequence
@@ -383,6 +384,26 @@ def _lstm_cell_loop(f: np.ndarray, ig: np.ndarray, c0: np.ndarray) -> np.ndarray
     return c
 
 
+# Below this many multiply-adds per step, one CPU thread runs the sequential fused recurrence
+# fastest: OpenMP's fork/join per step costs more than it saves, and is ruinous on a busy machine
+# (docs/benchmarks.md, "Tracing"). The batched gate products keep torch's thread setting.
+SMALL_STEP_MACS = 4_000_000
+
+
+@contextmanager
+def _threads(n: int | None):
+    """Run a block with n torch CPU threads (None: as is)."""
+    old = torch.get_num_threads()
+    if n is None or n == old:
+        yield
+        return
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
 def _np(t: Tensor) -> np.ndarray:
     return t.detach().to("cpu", torch.float32).numpy()
 
@@ -431,6 +452,8 @@ def _run(model: nn.Module, ids: np.ndarray, sinks: Sequence[Sink], want: set[int
     w = model.head.weight
     dev, dt = w.device, w.dtype
     mods = [_layer_module(model, l) for l in range(L)]
+    macs = max(4 * H * ((cfg.embed_dim if l == 0 else H) + H) for l in range(L))
+    seq_threads = 1 if dev.type == "cpu" and macs < SMALL_STEP_MACS else None
     params = [model.layer_params(l) for l in range(L)]
     # Carried state per layer: torch (h, c) [1, 1, H] for the fused modules; numpy c for the loop.
     h_state = [torch.zeros(1, 1, H, device=dev, dtype=dt) for _ in range(L)]
@@ -450,7 +473,7 @@ def _run(model: nn.Module, ids: np.ndarray, sinks: Sequence[Sink], want: set[int
             x = model.embed(torch.from_numpy(chunk_ids[:n]).to(dev))  # [n, E]
             for l in range(L):
                 x, got = _layer_chunk(cell, mods[l], params[l], x, l, h_state, c_state, c_np,
-                                      kinds if l in want else [])
+                                      kinds if l in want else [], seq_threads)
                 if got is not None:
                     for s in sinks:
                         s.layer(start, l, got)
@@ -473,21 +496,23 @@ def _run(model: nn.Module, ids: np.ndarray, sinks: Sequence[Sink], want: set[int
 
 def _layer_chunk(cell: str, mod: nn.Module | None, p: dict[str, Tensor], x: Tensor, l: int,
                  h_state: list[Tensor], c_state: list[Tensor], c_np: list[np.ndarray],
-                 kinds: Sequence[str]) -> tuple[Tensor, dict[str, np.ndarray] | None]:
+                 kinds: Sequence[str], seq_threads: int | None = None) -> tuple[Tensor, dict[str, np.ndarray] | None]:
     """One layer over one chunk: x [n, In] -> (outputs h [n, H] for the next layer, the requested
     kinds as float32 [n, H] arrays, or None when none are requested). Updates the carried state
-    lists in place."""
+    lists in place. seq_threads: torch threads for the step-by-step part (None: as is)."""
     h0 = h_state[l][0]  # [1, H]
     if cell == "peephole":
-        out, (h, c), rec = cells.unroll(cell, x[None], (h0, c_state[l][0]), p, record=tuple(kinds))
+        with _threads(seq_threads):
+            out, (h, c), rec = cells.unroll(cell, x[None], (h0, c_state[l][0]), p, record=tuple(kinds))
         h_state[l], c_state[l] = h[None], c[None]
         return out[0], ({k: _np(v[0]) for k, v in rec.items()} if kinds else None)
-    if cell == "lstm":
-        out, (hn, cn) = mod(x[None], (h_state[l], c_state[l]))
-        h_state[l], c_state[l] = hn, cn
-    else:
-        out, hn = mod(x[None], h_state[l])
-        h_state[l] = hn
+    with _threads(seq_threads):
+        if cell == "lstm":
+            out, (hn, cn) = mod(x[None], (h_state[l], c_state[l]))
+            h_state[l], c_state[l] = hn, cn
+        else:
+            out, hn = mod(x[None], h_state[l])
+            h_state[l] = hn
     hs = out[0]  # [n, H]
     if not kinds:
         return hs, None
