@@ -159,3 +159,12 @@ def test_gru_html(tmp_path):
     assert r.exit_code == 0, r.output
     page = (tmp_path / "g.html").read_text()
     assert '"gates":{"0":{"r"' in page  # saturation of every gate, from the whole trace
+
+
+def test_byte_units(tmp_path):
+    path, _, vocab = make_run(tmp_path, name="b", units="byte")
+    r = _invoke(path, "--text", "añ\n<eot>", "-o", tmp_path / "b.npz", "--html", tmp_path / "b.html", "--show", "layer0.h:1")
+    assert r.exit_code == 0, r.output
+    z = np.load(tmp_path / "b.npz")
+    assert z["ids"].tolist() == list("añ\n<eot>".encode()) and z["chars"].tolist() == z["ids"].tolist()
+    assert "\\xc3" in r.stdout  # a lone UTF-8 byte is spelled out, not printed raw
