@@ -575,12 +575,20 @@ def cpu_threads(n: int | None):
 
 
 def step_threads(model, batch: int) -> int | None:
-    """Threads for generation: one when a step is small (a few small matmuls), where OpenMP's
-    fork/join costs more than it saves, and is ruinous on a loaded machine; else torch's setting."""
+    """Threads for generation on the CPU: one when a step is small (a few small matmuls, where
+    OpenMP's fork/join costs more than it saves) or when other processes already keep the cores
+    busy (OpenMP threads then wait on each other for whole scheduler slices: measured 5-40x
+    slower on a loaded 2-core machine); otherwise torch's setting."""
     if model.head.weight.device.type != "cpu":
         return None
     macs = batch * sum(p.numel() for n, p in model.named_parameters() if not n.startswith("embed"))
-    return 1 if macs < SMALL_STEP_MACS else None
+    if macs < SMALL_STEP_MACS:
+        return 1
+    try:
+        busy = os.getloadavg()[0] > (os.cpu_count() or 1) - 1
+    except OSError:  # no load average on this platform
+        busy = False
+    return 1 if busy else None
 
 
 def generate(model, vocab: Vocab, prime_ids: Sequence[int] | np.ndarray, opts: SampleOptions,
@@ -589,7 +597,8 @@ def generate(model, vocab: Vocab, prime_ids: Sequence[int] | np.ndarray, opts: S
 
     model: a CharRNN (eval mode). prime_ids: [P] ids (may be empty: start from `start_id`).
     on_text: called with each newly visible piece of text as it is generated (one sample only).
-    threads: CPU threads while generating ("auto": see `step_threads`; None: torch's setting).
+    threads: CPU threads while generating ("auto": see `step_threads`; None: torch's setting;
+    a number: that many).
     The prime is read once; each generated character is one Stepper step (O(1) work).
     """
     if threads == "auto":

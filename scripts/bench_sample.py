@@ -82,7 +82,7 @@ def fused_t1(model: CharRNN, vocab: Vocab, length: int, seed: int = 0) -> int:
     return length
 
 
-def bench_preset(name: str, vocab: Vocab, seconds: float, repeats: int, naive_len: int) -> dict:
+def bench_preset(name: str, vocab: Vocab, seconds: float, repeats: int, naive_len: int, threads) -> dict:
     p = {k: v for k, v in PRESETS[name]["model"].items() if k != "dropout"}
     torch.manual_seed(0)
     model = CharRNN(ModelConfig(cell="lstm", vocab_size=vocab.size, **p)).eval()
@@ -91,7 +91,7 @@ def bench_preset(name: str, vocab: Vocab, seconds: float, repeats: int, naive_le
     free = dict(stop_at_eot=False, seed=1)
 
     def fast(n: int, batch: int = 1) -> int:
-        g = generate(model, vocab, [], SampleOptions(length=n, num_samples=batch, **free))
+        g = generate(model, vocab, [], SampleOptions(length=n, num_samples=batch, **free), threads=threads)
         return sum(len(s.ids) for s in g.samples)
 
     # Batch 1 against the limit, in rounds: bandwidth right before and after each run, because on
@@ -125,6 +125,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--presets", nargs="+", default=list(PRESETS), choices=list(PRESETS))
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads for everything, bandwidth included")
+    ap.add_argument("--auto-threads", action="store_true",
+                    help="let generate() choose its threads (as the CLI does) instead of --threads")
     ap.add_argument("--seconds", type=float, default=1.5, help="target duration of each timed run")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--naive-len", type=int, default=100, help="characters the naive generator writes")
@@ -135,7 +137,7 @@ def main() -> None:
     load0 = os.getloadavg()[0]
     rows = []
     for name in a.presets:
-        r = bench_preset(name, vocab, a.seconds, a.repeats, a.naive_len)
+        r = bench_preset(name, vocab, a.seconds, a.repeats, a.naive_len, "auto" if a.auto_threads else a.threads)
         rows.append(r)
         print(f"{name}: {r['fast_b1'][0]:,.0f} chars/s at batch 1 (wall)", file=sys.stderr, flush=True)
     for r in rows:

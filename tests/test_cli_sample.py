@@ -205,3 +205,10 @@ def test_eval_unknown_characters(run, tmp_path):
     _error(invoke("eval", "tiny", tmp_path / "nothing.txt"), "cannot read file")
     (tmp_path / "one.txt").write_text("d", encoding="utf-8")
     _error(invoke("eval", "tiny", tmp_path / "one.txt"), "nothing to score")
+
+
+def test_threads_option(run):
+    a = invoke("sample", "tiny", "-p", "def ", "-n", 20, "--seed", 1, "-q", "--threads", 2, "--no-stop-at-eot")
+    b = invoke("sample", "tiny", "-p", "def ", "-n", 20, "--seed", 1, "-q", "--no-stop-at-eot")
+    assert a.exit_code == 0 and a.stdout == b.stdout
+    _error(invoke("sample", "tiny", "--threads", 0), "--threads")

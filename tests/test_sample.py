@@ -439,10 +439,13 @@ def test_bad_options(tmp_path, bad, msg):
         generate(m, v, [], SampleOptions(**bad))
 
 
-def test_one_thread_for_small_models_at_batch_one():
+def test_one_thread_for_small_steps_or_a_busy_machine(monkeypatch):
     m = _model("lstm")
+    monkeypatch.setattr(S.os, "getloadavg", lambda: (0.0, 0.0, 0.0))
     assert S.step_threads(m, 1) == 1
     assert S.step_threads(m, 1_000_000) is None
+    monkeypatch.setattr(S.os, "getloadavg", lambda: (99.0, 99.0, 99.0))
+    assert S.step_threads(m, 1_000_000) == 1
     before = torch.get_num_threads()
     with S.cpu_threads(1):
         assert torch.get_num_threads() == 1

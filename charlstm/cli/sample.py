@@ -92,9 +92,11 @@ def _header(i: int, n: int, reason: str) -> str:
               help="Also write the samples to a file: JSONL with the options if it ends in .jsonl, else text.")
 @click.option("--checkpoint", default="best", show_default=True, help="best, last, or a .safetensors file.")
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:N, mps or auto.")
+@click.option("--threads", type=click.IntRange(1), default=None,
+              help="CPU threads (default: one for small models or a busy machine, else torch's choice).")
 @quiet_option
 def sample_cmd(run, prime, prime_file, length, temperature, top_k, top_p, greedy, seed, num_samples, stop,
-               stop_at_eot, unknown, clamp, clamp_prime, output, checkpoint, device, quiet):
+               stop_at_eot, unknown, clamp, clamp_prime, output, checkpoint, device, threads, quiet):
     """Generate text from RUN (a run name or folder), continuing a prime.
 
     \b
@@ -125,7 +127,7 @@ def sample_cmd(run, prime, prime_file, length, temperature, top_k, top_p, greedy
         stream(prime)
     t0 = time.perf_counter()
     try:
-        g = generate(model.module, model.vocab, ids, opts, on_text=stream)
+        g = generate(model.module, model.vocab, ids, opts, on_text=stream, threads=threads or "auto")
     finally:
         if stream:
             stream.close()
