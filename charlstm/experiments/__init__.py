@@ -16,7 +16,8 @@ import os
 from pathlib import Path
 
 from charlstm.errors import CharlstmError
-from charlstm.experiments.common import ExperimentResult, one_thread, stderr_log
+from charlstm.experiments.common import ExperimentResult, stderr_log
+from charlstm.neurons import one_thread
 
 __all__ = ["EXPERIMENTS", "ExperimentResult", "default_out", "run_experiment"]
 

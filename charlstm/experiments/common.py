@@ -3,28 +3,31 @@ with charlstm.train, greedy completion from a record boundary, tracing fresh rec
 object each experiment returns.
 
 Record boundaries. Synthetic datasets are records ending in <eot>, trained as one stream with the
-state carried across records, so the model's "start of a record" is the state after reading the
-previous record and its <eot>; the zero state is seen only at the very start of each epoch. Primes
-here are therefore read after a context: one sequence of the task and its <eot> (`context`). From
-the zero state some models start off wrong (a copy model shifts its copies by one position), which is
-what `charlstm sample RUN --prime ...` (zero state) shows; the copy report measures both.
+state carried across records, so the model's "start of a record" is the state after reading earlier
+records, each ending in <eot>; the zero state is seen only at the start of each epoch. Primes here
+are therefore read after a context of CONTEXT sequences of the task (`context_records`), as in the
+training stream. Right after the zero state, or after a single record, a model may not yet be in its
+usual state: a counting model then ends its b's one early or late (what is left of the previous
+count shifts the new one), a copy model shifts its copy by one position; from two records on, the
+completions no longer depend on the context (checked on 8 random contexts). `charlstm sample RUN
+--prime ...` starts from the zero state; the copy report measures both.
 Training runs on one CPU thread: for models this small, more threads only add synchronisation (and
 on a busy machine cost several times the single-thread time).
 """
 from __future__ import annotations
 
-import contextlib
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
 
 from charlstm.config import ModelConfig, TrainConfig
 from charlstm.experiments.report import Check
+from charlstm.neurons import one_thread
 from charlstm.vocab import Vocab
 
 Log = Callable[[str], None]
@@ -70,17 +73,6 @@ class ExperimentResult:
         lines += [f"  unit {u.name}: {u.criterion} = {u.score:.3f}" for u in self.units]
         lines.append(f"  report: {self.report_md} and {self.report_html.name}; run: {self.run_dir}")
         return "\n".join(lines)
-
-
-@contextlib.contextmanager
-def one_thread() -> Iterator[None]:
-    """Run torch on one thread inside the block (restored after)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def stderr_log(quiet: bool) -> Log:
@@ -133,7 +125,10 @@ def record_ids(vocab: Vocab, records: Sequence[str]) -> tuple[np.ndarray, np.nda
     return np.asarray(ids, dtype=np.int64), np.asarray(which, dtype=np.int64)
 
 
-def context_records(task: str, seed: int, n: int = 1) -> list[str]:
+CONTEXT = 4
+
+
+def context_records(task: str, seed: int, n: int = CONTEXT) -> list[str]:
     """The sequences read before every prime (see the module docstring): n of the task's, fixed by
     the seed, drawn apart from the training and test sequences."""
     from charlstm.corpora.synthetic import generate
@@ -186,6 +181,12 @@ def trace_records(model, vocab: Vocab, records: Sequence[str]):
 
     ids, which = record_ids(vocab, records)
     return trace_ids(model, vocab, ids), step_symbols(vocab, ids), which
+
+
+def context_note(context: Sequence[str]) -> str:
+    """How the report names the context: "after 4 sequences of the task (aaXbb, ...)"."""
+    shown = ", ".join(f"`{c}`" for c in context[:2]) + (", ..." if len(context) > 2 else "")
+    return f"after {len(context)} other sequences of the task ({shown}) and their <eot>, as in the training stream"
 
 
 def model_summary(mcfg: ModelConfig, tcfg: TrainConfig, res, num: int) -> list[tuple[str, str]]:

@@ -13,8 +13,8 @@ import numpy as np
 
 from charlstm.config import ModelConfig, TrainConfig
 from charlstm.corpora.synthetic import generate
-from charlstm.experiments.common import (ExperimentResult, FoundUnit, Log, context_records, greedy_complete,
-                                         model_summary, record_ids, trace_records, train_task)
+from charlstm.experiments.common import (ExperimentResult, FoundUnit, Log, context_note, context_records,
+                                         greedy_complete, model_summary, record_ids, trace_records, train_task)
 from charlstm.experiments.report import Check, Report, kind_of, series_png, text_png
 from charlstm.neurons import TextInput, ablate, find_units, format_ablation
 
@@ -69,7 +69,7 @@ def run(out: Path, seed: int, log: Log) -> ExperimentResult:
     rep.heading("Setup")
     rep.table(["", ""], model_summary(MODEL, tcfg, res, NUM))
     rep.heading("Generalisation")
-    rep.para(f"Greedy completion of `a`*N + `X` at a record start (after `{ctx[0]}<eot>`) until <eot>; exact means N "
+    rep.para(f"Greedy completion of `a`*N + `X` at a record start ({context_note(ctx)}) until <eot>; exact means N "
              "b's then <eot>. "
              f"In the training range: {in_range}/{hi - lo + 1} exact. Exact for every N up to {all_upto}; "
              f"largest exact N up to {MAX_N}: {largest}" + (f"; first failure at N = {first_fail}" if first_fail else "")

@@ -18,8 +18,8 @@ import numpy as np
 
 from charlstm.config import ModelConfig, TrainConfig
 from charlstm.corpora.synthetic import generate
-from charlstm.experiments.common import (ExperimentResult, FoundUnit, Log, context_records, greedy_complete,
-                                         model_summary, record_ids, trace_records, train_task)
+from charlstm.experiments.common import (ExperimentResult, FoundUnit, Log, context_note, context_records,
+                                         greedy_complete, model_summary, record_ids, trace_records, train_task)
 from charlstm.experiments.report import Check, Report, kind_of, series_png, text_png
 from charlstm.features import compute
 from charlstm.neurons import TextInput, find_units
@@ -79,8 +79,9 @@ def run(out: Path, seed: int, log: Log) -> ExperimentResult:
     rep.heading("Setup")
     rep.table(["", ""], model_summary(MODEL, tcfg, res, NUM))
     rep.heading("Generalisation")
-    rep.para(f"Greedy prediction after the Y, at a record start (after `{ctx[0]}<eot>`): right for {acc_fresh:.1%} of 400 fresh sequences and "
-             f"{acc_all:.0%} of the 20 combinations of first letter and N in {lo}..{hi}. Beyond the training range "
+    rep.para(f"Greedy prediction after the Y, at a record start ({context_note(ctx)}): right for {acc_fresh:.1%} of "
+             f"400 fresh sequences and {acc_all:.0%} of the 20 combinations of first letter and N in {lo}..{hi}. "
+             "Beyond the training range "
              f"(both letters per N): right for every N up to {BEYOND[0] + held - 1}"
              + (f"; first failure at N = {BEYOND[0] + held}" if held < BEYOND[1] - BEYOND[0] + 1 else "") + ".")
     rep.heading("The memory neuron (found automatically)")

@@ -103,8 +103,9 @@ def text_png(path: str | Path, lines: Sequence[tuple[str, Sequence[str], np.ndar
     if plt is None:
         return None
     c_max = max([float(np.abs(np.asarray(v)).max()) for _, _, v, k in lines if k == "c"] or [0.0])
-    width = max(len(c) for _, c, _, _ in lines)
     label_w = max((len(lab) for lab, _, _, _ in lines), default=0)
+    # columns: the longest line, or more when the title (about 0.55 columns a character) is longer
+    width = max(max(len(c) for _, c, _, _ in lines), int(len(title or "") * 0.55 - label_w * 0.6) + 1)
     cw, ch = 0.16, 0.30  # inches per character cell
     fig = plt.figure(figsize=((width + label_w * 0.6 + 1) * cw, (len(lines) + (0.9 if title else 0.3)) * ch), dpi=dpi)
     ax = fig.add_axes([0, 0, 1, 1])
@@ -150,7 +151,7 @@ def wrapped_png(path: str | Path, chars: Sequence[str], values: np.ndarray, kind
             break
     rows = [r for r in rows[:max_lines]]
     width = max((len(r) for r in rows), default=1)
-    cw, ch = 0.105, 0.2
+    cw, ch = 0.08, 0.19  # inches per character cell: about the advance of a 7 pt monospace character
     top = 0.9 if title else 0.2
     fig = plt.figure(figsize=((width + 1) * cw, (len(rows) + top) * ch), dpi=dpi)
     ax = fig.add_axes([0, 0, 1, 1])
@@ -163,7 +164,7 @@ def wrapped_png(path: str | Path, chars: Sequence[str], values: np.ndarray, kind
         y = i + top
         for k, (c, x) in enumerate(row):
             ax.add_patch(plt.Rectangle((k, y), 1, 1, color=tuple(t / 255 for t in _rgb255(x)), linewidth=0))
-            ax.text(k + 0.5, y + 0.5, _shown(c)[:1], fontsize=6.5, ha="center", va="center", family="monospace",
+            ax.text(k + 0.5, y + 0.5, _shown(c)[:1], fontsize=7, ha="center", va="center", family="monospace",
                     color=tuple(t / 255 for t in text_rgb(x)))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -18,8 +18,8 @@ import numpy as np
 
 from charlstm.config import ModelConfig, TrainConfig
 from charlstm.corpora.synthetic import generate
-from charlstm.experiments.common import (ExperimentResult, FoundUnit, Log, context_records, greedy_complete,
-                                         model_summary, record_ids, trace_records, train_task)
+from charlstm.experiments.common import (ExperimentResult, FoundUnit, Log, context_note, context_records,
+                                         greedy_complete, model_summary, record_ids, trace_records, train_task)
 from charlstm.experiments.report import Check, Report, kind_of, series_png, text_png
 from charlstm.neurons import TextInput, find_units
 from charlstm.ranking import rank_units
@@ -104,7 +104,7 @@ def run(out: Path, seed: int, log: Log) -> ExperimentResult:
     rep.heading("Setup")
     rep.table(["", ""], model_summary(MODEL, tcfg, res, NUM))
     rep.heading("Generalisation")
-    rep.para(f"Greedy completion of random primes (a's and X's, then Y) at a record start (after `{ctx[0]}<eot>`); "
+    rep.para(f"Greedy completion of random primes (a's and X's, then Y) at a record start ({context_note(ctx)}); "
              f"exact means N b's then "
              f"<eot>. {PER_N} primes per N in the training range, {PER_N // 2} per N beyond it.")
     rep.table(["N", "exact"], [(n, f"{v:.0%}") for n, v in {**acc_in, **acc_out}.items()])
