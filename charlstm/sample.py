@@ -582,13 +582,16 @@ def step_threads(model, batch: int) -> int | None:
     if model.head.weight.device.type != "cpu":
         return None
     macs = batch * sum(p.numel() for n, p in model.named_parameters() if not n.startswith("embed"))
-    if macs < SMALL_STEP_MACS:
-        return 1
+    return 1 if macs < SMALL_STEP_MACS or cpu_busy() else None
+
+
+def cpu_busy() -> bool:
+    """Whether other processes already keep (nearly) every core busy: 1-minute load average above
+    the number of cores minus one (this process's own share)."""
     try:
-        busy = os.getloadavg()[0] > (os.cpu_count() or 1) - 1
+        return os.getloadavg()[0] > (os.cpu_count() or 1) - 1
     except OSError:  # no load average on this platform
-        busy = False
-    return 1 if busy else None
+        return False
 
 
 def generate(model, vocab: Vocab, prime_ids: Sequence[int] | np.ndarray, opts: SampleOptions,

@@ -212,7 +212,8 @@ def eval_cmd(run, file, split, unknown, per_char, top, chunk, checkpoint, device
     if not quiet and len(ids) > 100_000:
         from tqdm import tqdm
 
-        bar = tqdm(total=max(len(ids) - 1, 0), unit="char", unit_scale=True, desc="scoring", file=sys.stderr)
+        bar = tqdm(total=max(len(ids) - 1, 0), unit="char", unit_scale=True, desc="scoring", file=sys.stderr,
+                   disable=None)  # None: only on a terminal
         progress = lambda n: bar.update(n - bar.n)  # noqa: E731
     try:
         r = model.evaluate(ids=ids, per_char=per_char is not None, top=top if per_char else 0,
