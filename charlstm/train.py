@@ -198,7 +198,9 @@ class Trainer:
             torch.backends.cudnn.benchmark = True
             torch.backends.cuda.matmul.allow_tf32 = True
             torch.backends.cudnn.allow_tf32 = True
-        self.opt = torch.optim.AdamW(self.model.parameters(), lr=tcfg.lr, weight_decay=tcfg.weight_decay)
+        # fused AdamW on CUDA: one kernel for the whole update instead of several per parameter
+        self.opt = torch.optim.AdamW(self.model.parameters(), lr=tcfg.lr, weight_decay=tcfg.weight_decay,
+                                     **({"fused": True} if device.type == "cuda" else {}))
         self.streams = TrainStreams(train_ids, B, tcfg.seq_len, info.rank, info.world_size, device)
         n_val = min(EVAL_STREAMS, max(1, (len(val_ids) - 1) // EVAL_MIN_STREAM))
         self.val = EvalStreams(val_ids, n_val, tcfg.seq_len, info.rank, info.world_size, device)
@@ -227,6 +229,7 @@ class Trainer:
         self.lr_scale, self.nan_retries = 1.0, 0
         self.best_val, self.best_step, self.last_val, self.last_eval_step = None, None, None, None
         self.elapsed_before = 0.0
+        self.reserve, self.eval_seconds = 0.0, None  # time kept for the final evaluation (time budget)
         self.state: State = self.model.init_state(self.streams.rows)
         if resume:
             self._load_last()
@@ -287,6 +290,8 @@ class Trainer:
         self.best_val, self.best_step = tr.get("best_val_bpc"), tr.get("best_step")
         self.last_val, self.last_eval_step = tr.get("last_val_bpc"), tr.get("last_eval_step")
         self.elapsed_before = tr.get("elapsed", 0.0)
+        self.eval_seconds = tr.get("eval_seconds")
+        self.reserve = self.eval_seconds or 0.0
         if self.main:
             # Lines logged after the checkpoint belong to steps that will be redone.
             mp = self.run_dir / METRICS
@@ -323,7 +328,7 @@ class Trainer:
             tensors["rng.cuda"] = rng_c
         trainer = {**self._position(), "lr_scale": self.lr_scale, "nan_retries": self.nan_retries,
                    "best_val_bpc": self.best_val, "best_step": self.best_step, "last_val_bpc": self.last_val,
-                   "last_eval_step": self.last_eval_step,
+                   "last_eval_step": self.last_eval_step, "eval_seconds": self.eval_seconds,
                    "elapsed": elapsed, "progress": self._progress(elapsed), "world_size": self.info.world_size,
                    "batch_size": self.cfg.batch_size, "seq_len": self.cfg.seq_len, "host_rng": host_rng()}
         save_tensors(self.run_dir / LAST, tensors, {"format": LAST_FORMAT, "step": self.step,
@@ -331,7 +336,22 @@ class Trainer:
 
     # ------------------------------------------------------------------ steps
     def _progress(self, elapsed: float) -> float:
-        return progress(self.step, self.total_steps, elapsed, self.cfg.time_budget)
+        return progress(self.step, self.total_steps, elapsed, self._train_budget())
+
+    def _train_budget(self) -> float | None:
+        """Seconds of the time budget left to training: the budget minus the time reserved for the
+        final evaluation (at most half of it), so that training plus that evaluation fit the budget."""
+        b = self.cfg.time_budget
+        return None if b is None else b - min(self.reserve, 0.5 * b)
+
+    def _update_reserve(self, n_chars: int, interval: float) -> float:
+        """This rank's estimate of the final evaluation's duration: the last one measured, else the
+        validation characters at ~3x the training speed (a forward pass costs about a third of a step)."""
+        if self.eval_seconds is not None:
+            return self.eval_seconds
+        if n_chars and interval > 0:
+            return self.val.n_targets / (3.0 * n_chars / interval)
+        return self.reserve
 
     def _train_step(self, lr: float) -> None:
         """One optimizer step over grad_accum chunks; all bookkeeping stays on the device."""
@@ -380,7 +400,8 @@ class Trainer:
             return True
         if self.info.enabled:
             return False
-        return self.stop_reason is not None or (self.cfg.time_budget is not None and elapsed >= self.cfg.time_budget)
+        budget = self._train_budget()
+        return self.stop_reason is not None or (budget is not None and elapsed >= budget)
 
     def run(self) -> TrainResult:
         cfg, info = self.cfg, self.info
@@ -405,18 +426,20 @@ class Trainer:
                 # ---- log point: the one host sync per log_every steps
                 now = _clock()
                 elapsed = self.elapsed_before + now - t0
-                packed = D.all_reduce_sum(torch.stack([
-                    self.loss_sum.double(), self.bad.double(),
-                    torch.tensor(float(self.stop_reason is not None), dtype=torch.float64, device=self.device),
-                    torch.tensor(elapsed if self.main else 0.0, dtype=torch.float64, device=self.device)]), info)
-                loss_sum, bad, any_stop, synced_elapsed = packed.tolist()
+                n_chars = (self.step - last_log_step) * self.streams.chars_per_chunk * cfg.grad_accum
+                interval = now - last_log_t
+                # rank 0's clock and eval-time estimate are the ones every rank follows
+                main_only = [elapsed, self._update_reserve(n_chars, interval)] if self.main else [0.0, 0.0]
+                packed = D.all_reduce_sum(torch.cat([
+                    torch.stack([self.loss_sum.double(), self.bad.double()]),
+                    torch.tensor([float(self.stop_reason is not None), *main_only], dtype=torch.float64,
+                                 device=self.device)]), info)
+                loss_sum, bad, any_stop, synced_elapsed, self.reserve = packed.tolist()
                 if bad > 0 or not math.isfinite(loss_sum):
                     self._rollback(snapshot, elapsed)
                     last_log_t, last_log_step = _clock(), self.step
                     continue
                 self.nan_retries = 0
-                n_chars = (self.step - last_log_step) * self.streams.chars_per_chunk * cfg.grad_accum
-                interval = now - last_log_t
                 chars_session += n_chars
                 step_time += interval
                 train_loss = loss_sum / (self.loss_n * info.world_size) if self.loss_n else None
@@ -425,7 +448,7 @@ class Trainer:
                 if any_stop and self.stop_reason is None:
                     self.stop_reason = "interrupted"
                 done = (self.total_steps is not None and self.step >= self.total_steps) or self.stop_reason is not None \
-                    or (cfg.time_budget is not None and synced_elapsed >= cfg.time_budget)
+                    or (cfg.time_budget is not None and synced_elapsed >= self._train_budget())
                 rec = {"step": self.step, "epoch": round(self.epoch_float, 4), "time": round(elapsed, 2),
                        "lr": self.opt.param_groups[0]["lr"], "train_loss": train_loss,
                        "train_bpc": train_loss / LN2 if train_loss is not None else None,
@@ -466,7 +489,8 @@ class Trainer:
         stopped = self.stop_reason or ("finished" if self.total_steps is not None and self.step >= self.total_steps
                                        else "time budget")
         if stopped in ("interrupted", "callback"):
-            _say(f"stopped at step {self.step} ({stopped}); checkpoint saved to {self.run_dir / LAST}", False, info)
+            best = f"best val {self.best_val:.4f} bpc at step {self.best_step}" if self.best_val is not None else "no evaluation yet"
+            _say(f"Stopped at step {self.step} ({best}); checkpoint saved to {self.run_dir / LAST}", False, info)
         result = TrainResult(run_dir=self.run_dir, steps=self.step, epoch=self.epoch_float,
                              best_val_bpc=self.best_val, best_step=self.best_step,
                              final_val_bpc=self.last_val if self.last_eval_step == self.step else None,
@@ -480,7 +504,9 @@ class Trainer:
 
     def _evaluate_and_keep_best(self) -> float:
         """Score the validation split; save model.safetensors when it is the best so far."""
+        t = _clock()
         self.last_val, self.last_eval_step = self.evaluate(), self.step
+        self.eval_seconds = _clock() - t
         if self.best_val is None or self.last_val < self.best_val:
             self.best_val, self.best_step = self.last_val, self.step
             if self.main:

@@ -48,6 +48,12 @@ def optimizer_from_tensors(opt: torch.optim.Optimizer, tensors: dict[str, Tensor
         idx, name = k.split(".", 1)
         state[int(idx)][name] = v
     groups = [{k: (tuple(v) if k == "betas" else v) for k, v in g.items()} for g in meta["param_groups"]]
+    # Implementation switches belong to this device, not to the one that saved the state (a fused
+    # CUDA AdamW resumed on a CPU, say).
+    for g, cur in zip(groups, opt.param_groups):
+        for k in ("fused", "foreach", "capturable", "differentiable"):
+            if k in cur:
+                g[k] = cur[k]
     opt.load_state_dict({"state": dict(state), "param_groups": groups})
 
 

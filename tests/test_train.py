@@ -20,6 +20,15 @@ from charlstm.train import score_nats, train
 from test_train_helpers import make_dataset
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny models gain nothing from a second thread, and on a busy machine two threads wait on each other."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def configs(**kw):
     m = ModelConfig(hidden_size=32, embed_dim=8, num_layers=2)
     t = TrainConfig(batch_size=8, seq_len=16, warmup_steps=5, eval_every=10, log_every=5, sample_chars=0, lr=2e-2)
@@ -174,7 +183,7 @@ def test_time_budget_stops_and_anneals_to_min_lr(tmp_path, monkeypatch):
     monkeypatch.setattr(T, "_clock", fake_monotonic)
     m, t = configs(time_budget=1.0, eval_every=100000, lr=1e-2, min_lr=1e-4, warmup_steps=0)
     r = train("toy", tmp_path / "tb", m, t)
-    assert r.stopped == "time budget" and 1.0 <= r.elapsed < 1.1
+    assert r.stopped == "time budget" and 0.9 <= r.elapsed < 1.1  # training + final evaluation fit the budget
     assert r.final_val_bpc is not None  # evaluated at the end
     lrs = [h["lr"] for h in r.history]
     assert all(a >= b for a, b in zip(lrs, lrs[1:]))

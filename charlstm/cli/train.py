@@ -67,14 +67,18 @@ def run_path(name: str) -> Path:
 @click.option("--max-epochs", type=float, help="Stop after this many passes over the training split.")
 @click.option("--time-budget", metavar="DURATION", help="Stop after this long (90s, 10m, 1.5h); the schedule anneals to the end of it.")
 @click.option("--eval-every", type=int, help="Score the validation split every this many steps.")
+@click.option("--eval-chars", "eval_max_chars", type=int, metavar="N",
+              help="Score only the first N validation characters (still exact on them). Default: all.")
 @click.option("--seed", type=int, help="One seed for everything (a CPU run is fully deterministic).")
 @click.option("--device", help="auto, cpu, cuda, cuda:N or mps.")
 @click.option("--compile/--no-compile", "compile_", default=None, help="torch.compile the model.")
+@click.option("--amp/--no-amp", default=None, help="bf16 autocast on CUDA (default on; ignored on CPU).")
 @click.option("--resume", is_flag=True, help="Continue the run exactly where its last checkpoint left off.")
 @click.option("--force", is_flag=True, help="Replace an existing run of the same name.")
 @quiet_option
 def train_cmd(dataset: str, run_name: str | None, preset: str | None, config_file: Path | None, resume: bool,
-              force: bool, quiet: bool, time_budget: str | None, compile_: bool | None, **opts: Any) -> None:
+              force: bool, quiet: bool, time_budget: str | None, compile_: bool | None, amp: bool | None,
+              **opts: Any) -> None:
     """Train a character model on DATASET (a name under data/ or a dataset folder).
 
     \b
@@ -91,6 +95,7 @@ def train_cmd(dataset: str, run_name: str | None, preset: str | None, config_fil
     overrides = {_RENAME.get(k, k): v for k, v in opts.items()}
     overrides["time_budget"] = parse_duration(time_budget)
     overrides["compile"] = compile_
+    overrides["amp"] = amp
     file_values = _read_toml(config_file) if config_file else {}
     if resume and (rdir / "config.json").exists():
         # Resuming starts from the run's own settings; anything given on top must stay compatible.
@@ -109,7 +114,7 @@ def train_cmd(dataset: str, run_name: str | None, preset: str | None, config_fil
     best = (f"best val {result.best_val_bpc:.4f} bpc at step {result.best_step}"
             if result.best_val_bpc is not None else "not evaluated yet")
     if result.stopped in ("interrupted", "callback"):
-        click.echo(f"Stopped at step {result.steps} ({best}); checkpoint saved in {rdir}.")
+        # train() has said where it stopped and what it saved
         click.echo(f"Resume with: charlstm train {dataset} --run {name} --resume")
     else:
         why = "time budget used" if result.stopped == "time budget" else "done"
