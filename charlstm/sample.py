@@ -484,57 +484,70 @@ class RowText:
     Byte units decode incrementally (codecs), so a multi-byte UTF-8 character appears, whole, when
     its last byte arrives. feed(ids) -> the newly visible text; `reason` becomes "eot" or "stop"
     when the row has ended (later ids are ignored); finish() flushes an incomplete byte sequence.
+    The text is kept as a list of pieces (joined once, at the end) plus, when there are stop
+    strings, a short tail to search: no step costs more than the step before it.
     """
 
     def __init__(self, vocab: Vocab, stop: Sequence[str] = (), stop_at_eot: bool = True):
-        self.vocab, self.stop = vocab, tuple(stop)
+        self.symbols, self.stop = vocab.symbols, tuple(stop)
+        self.keep = max((len(x) for x in self.stop), default=1) - 1  # tail length a stop can start in
         self.eot = vocab.eot_id if stop_at_eot else None
-        self.bytes = vocab.units == "byte"
-        self.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace") if self.bytes else None
-        self.text = ""
+        self.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace") if vocab.units == "byte" else None
+        self.parts: list[str] = []
+        self.tail = ""
         self.ids: list[int] = []
         self.reason: str | None = None
 
+    @property
+    def text(self) -> str:
+        return "".join(self.parts)
+
     def _piece(self, i: int) -> str:
-        if not self.bytes:
-            return self.vocab.symbols[i]
+        if self.decoder is None:
+            return self.symbols[i]
         if i < 256:
             return self.decoder.decode(bytes((i,)))
         return self.decoder.decode(b"", final=True) + EOT  # <eot> kept (not stopping at it)
 
     def feed(self, ids: Iterable[int]) -> str:
-        start = len(self.text)
+        new = []
         for i in ids:
             if self.reason is not None:
                 break
             if i == self.eot:
                 self.reason = "eot"
-                self.text += self.decoder.decode(b"", final=True) if self.bytes else ""
+                if self.decoder is not None:
+                    new.append(self.decoder.decode(b"", final=True))
                 break
             self.ids.append(i)
-            before = len(self.text)
-            self.text += self._piece(i)
-            if self.stop and len(self.text) > before:
-                self._check_stop(before)
-        return self.text[start:]
+            piece = self._piece(i)
+            if self.stop and piece:
+                piece = self._check_stop(piece)
+            new.append(piece)
+        out = "".join(new)
+        if out:
+            self.parts.append(out)
+        return out
 
-    def _check_stop(self, before: int) -> None:
-        ends = []
-        for s in self.stop:
-            p = self.text.find(s, max(0, before - len(s) + 1))
-            if p >= 0:
-                ends.append(p + len(s))
+    def _check_stop(self, piece: str) -> str:
+        """Search the stops in (tail + piece); any occurrence ends in this piece, since earlier ones
+        were caught before. Returns the piece, cut after the first stop found."""
+        window = self.tail + piece
+        ends = [p + len(x) for x in self.stop if (p := window.find(x)) >= 0]
         if ends:
-            self.text = self.text[:min(ends)]
             self.reason = "stop"
+            return piece[:min(ends) - len(self.tail)]
+        self.tail = window[len(window) - self.keep:] if self.keep else ""
+        return piece
 
     def finish(self) -> str:
         """End the row (length reached): flush the byte decoder -> any last visible text."""
         if self.reason is None:
             self.reason = "length"
-            if self.bytes:
+            if self.decoder is not None:
                 tail = self.decoder.decode(b"", final=True)
-                self.text += tail
+                if tail:
+                    self.parts.append(tail)
                 return tail
         return ""
 

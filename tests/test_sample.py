@@ -462,3 +462,18 @@ def test_prepared_weights_are_cached_until_a_weight_changes(tmp_path):
     after = generate(m, v, v.encode("def "), opts).samples[0].text
     assert after == naive_generate(m, v, v.encode("def "), opts).samples[0].text
     assert after != before
+
+
+def test_row_text_stops_across_pieces():
+    v = Vocab.build_char(Counter("abcxyz\n"))
+    r = RowText(v, stop=("yz\n", "q"))
+    for ch in "abxyz\nc":
+        r.feed(v.encode(ch).tolist())
+    assert r.text == "abxyz\n" and r.reason == "stop" and r.ids == v.encode("abxyz\n").tolist()
+    r = RowText(v, stop=("\n\n", "ab"))
+    assert r.feed(v.encode("xa").tolist()) == "xa"
+    assert r.feed(v.encode("bc").tolist()) == "b"  # "ab" completes with the b
+    assert r.text == "xab"
+    r = RowText(v, stop=("ab",))
+    r.feed(v.encode("a" * 5000).tolist())
+    assert r.reason is None and len(r.text) == 5000
