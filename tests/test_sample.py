@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections import Counter
 
-import numpy as np
 import pytest
 import torch
 
@@ -17,7 +16,7 @@ from charlstm.sample import (Clamp, RowText, SampleOptions, Stepper, filter_top_
                              naive_generate, parse_clamp, read_prime, sample_next)
 from charlstm.vocab import Vocab
 
-from helpers import TEXT, make_run
+from helpers import make_run
 
 CELLS = ["lstm", "gru", "rnn", "peephole"]
 
