@@ -24,7 +24,6 @@ import math
 import os
 import random
 import signal
-import sys
 import threading
 import time
 from contextlib import nullcontext
@@ -44,8 +43,9 @@ from charlstm.config import ModelConfig, TrainConfig
 from charlstm.dataset import Dataset, open_dataset
 from charlstm.errors import CharlstmError
 from charlstm.model import CharRNN, State, detach_state
+from charlstm.progress import Progress, quick_sample
 from charlstm.schedule import learning_rate, progress
-from charlstm.trainer_state import (LAST_FORMAT, Snapshot, host_rng, optimizer_from_tensors,
+from charlstm.trainer_state import (LAST_FORMAT, Snapshot, check_compatible, host_rng, optimizer_from_tensors,
                                     optimizer_to_tensors, set_host_rng, set_torch_rng, torch_rng)
 
 LN2 = math.log(2.0)
@@ -106,20 +106,6 @@ def _train_cfg(d: dict[str, Any]) -> TrainConfig:
     return TrainConfig(**{k: v for k, v in d.items() if k in names})
 
 
-def _say(msg: str, quiet: bool, info: D.DistInfo) -> None:
-    if info.is_main and not quiet:
-        from tqdm import tqdm
-
-        tqdm.write(msg, file=sys.stderr)
-
-
-def _warn(msg: str, info: D.DistInfo) -> None:
-    if info.is_main:
-        from tqdm import tqdm
-
-        tqdm.write(f"Warning: {msg}", file=sys.stderr)
-
-
 def train(dataset: str | os.PathLike | Dataset, run_dir: str | os.PathLike, model_cfg: ModelConfig,
           train_cfg: TrainConfig, resume: bool = False, force: bool = False, quiet: bool = False,
           callbacks: Sequence[Callback] | None = None) -> TrainResult:
@@ -172,11 +158,12 @@ class Trainer:
         self.ds, self.run_dir, self.mcfg, self.cfg = ds, run_dir, mcfg, tcfg
         self.info, self.device, self.quiet, self.callbacks = info, device, quiet, callbacks
         self.main = info.is_main
+        self.ui = Progress(show=info.is_main, quiet=quiet)
         train_ids = ds.split("train")
         B = fit_batch_size(len(train_ids), tcfg.batch_size, tcfg.seq_len, info.world_size)
         if B < tcfg.batch_size:
-            _warn(f"the training split ({len(train_ids):,} tokens) is too small for batch-size {tcfg.batch_size} x "
-                  f"seq-len {tcfg.seq_len}; using batch-size {B}", info)
+            self.ui.warn(f"the training split ({len(train_ids):,} tokens) is too small for batch-size "
+                         f"{tcfg.batch_size} x seq-len {tcfg.seq_len}; using batch-size {B}")
             tcfg.batch_size = B
         val_ids = ds.split("val") if "val" in ds.splits else None
         if val_ids is None or len(val_ids) < 2:
@@ -185,7 +172,7 @@ class Trainer:
             val_ids = val_ids[: tcfg.eval_max_chars + 1]
         self.saved_cfg = _read_config(run_dir) if resume else None
         if resume:
-            self._check_compatible()
+            check_compatible(self.saved_cfg, mcfg, tcfg, ds.meta)
 
         torch.manual_seed(tcfg.seed)
         random.seed(tcfg.seed)
@@ -217,8 +204,8 @@ class Trainer:
         max_epochs = tcfg.max_epochs
         if tcfg.max_steps is None and max_epochs is None and tcfg.time_budget is None:
             max_epochs = DEFAULT_EPOCHS
-            _say(f"no --max-steps, --max-epochs or --time-budget: training for {DEFAULT_EPOCHS} epochs "
-                 "(Ctrl-C saves and stops; --resume continues)", quiet, info)
+            self.ui.say(f"no --max-steps, --max-epochs or --time-budget: training for {DEFAULT_EPOCHS} epochs "
+                        "(Ctrl-C saves and stops; --resume continues)")
         caps = [tcfg.max_steps] if tcfg.max_steps else []
         if max_epochs:
             caps.append(math.ceil(max_epochs * n_chunks / tcfg.grad_accum))
@@ -247,25 +234,6 @@ class Trainer:
         self.history: list[dict[str, Any]] = []
 
     # ------------------------------------------------------------------ resume
-    def _check_compatible(self) -> None:
-        saved = self.saved_cfg
-        sm = saved.get("model", {})
-        for k, v in dataclasses.asdict(self.mcfg).items():
-            if sm.get(k) != v:
-                name = {"num_layers": "layers", "hidden_size": "hidden", "embed_dim": "embed"}.get(k, k).replace("_", "-")
-                raise CharlstmError(f"cannot resume: the run was trained with {name} {sm.get(k)!r}, not {v!r}; "
-                                    "resume with the run's own model settings or start a new run")
-        st = saved.get("train", {})
-        for k in ("batch_size", "seq_len"):
-            if st.get(k) != getattr(self.cfg, k):
-                raise CharlstmError(f"cannot resume: the run was trained with {k.replace('_', '-')} {st.get(k)}, not "
-                                    f"{getattr(self.cfg, k)} (the data position depends on it)")
-        want = (saved.get("dataset", {}).get("meta", {}).get("splits", {}).get("train", {}) or {}).get("sha256")
-        have = self.ds.meta["splits"]["train"]["sha256"]
-        if want and want != have:
-            raise CharlstmError(f"cannot resume: dataset '{self.ds.name}' is not the one this run was trained on "
-                                "(its training split changed)")
-
     def _load_last(self) -> None:
         tensors, meta = load_tensors(self.run_dir / LAST, device="cpu")
         tr = meta.get("trainer") or {}
@@ -280,8 +248,8 @@ class Trainer:
         saved_world = tr.get("world_size", 1)
         row = r if saved_world == self.info.world_size else 0
         if saved_world != self.info.world_size:
-            _warn(f"the run was saved by {saved_world} process(es) and resumes on {self.info.world_size}: weights, "
-                  "optimizer, data position and hidden state continue exactly; dropout masks are reseeded", self.info)
+            self.ui.warn(f"the run was saved by {saved_world} process(es) and resumes on {self.info.world_size}: "
+                         "weights, optimizer, data position and hidden state continue exactly; dropout masks are reseeded")
         cuda = tensors.get("rng.cuda")
         set_torch_rng(tensors["rng.torch"][row], cuda[row] if cuda is not None else None, self.device)
         set_host_rng(tr.get("host_rng", {}))
@@ -301,7 +269,7 @@ class Trainer:
                 atomic_write_bytes(mp, "".join(ln + "\n" for ln in keep).encode("utf-8"))
             dsinfo = {"name": self.ds.name, "path": str(self.ds.path.resolve()), "meta": self.ds.meta}
             write_run_config(self.run_dir, self.mcfg, self.cfg, dsinfo, self.ds.vocab)  # allowed changes, e.g. max-steps
-        _say(f"resuming run '{self.run_dir.name}' at step {self.step} (epoch {self.epoch_float:.2f})", self.quiet, self.info)
+        self.ui.say(f"resuming run '{self.run_dir.name}' at step {self.step} (epoch {self.epoch_float:.2f})")
 
     @property
     def epoch_float(self) -> float:
@@ -410,7 +378,7 @@ class Trainer:
         snapshot = Snapshot(self.model, self.opt, self.state, self._position(), self.device)
         t0 = _clock()
         chars_session, step_time = 0, 0.0
-        bar = self._bar()
+        self.ui.start(self._progress(self.elapsed_before), self.step)
         synced_elapsed = self.elapsed_before  # the clock all ranks agree on (refreshed at log points)
         last_log_t, last_log_step = t0, self.step
         try:
@@ -472,25 +440,23 @@ class Trainer:
                     with open(self.run_dir / METRICS, "a", encoding="utf-8") as f:
                         f.write(json.dumps(rec) + "\n")
                 self.history.append(rec)
-                self._update_bar(bar, rec, synced_elapsed)
-                if evaluated and self.main and not self.quiet:
-                    if bar.disable:
-                        _say(f"step {self.step}: " + _describe(rec), False, info)
-                    if cfg.sample_chars > 0:
-                        self._print_sample(bar)
+                self.ui.update(self._progress(synced_elapsed), self.step, self.total_steps, rec, self.last_val)
+                if evaluated and self.main and not self.quiet and cfg.sample_chars > 0:
+                    text = quick_sample(self.model, self.ds.vocab, cfg.sample_chars, seed=cfg.seed + self.step)
+                    self.ui.sample(self.step, self.last_val, text)
                 if done:
                     break
                 snapshot = Snapshot(self.model, self.opt, self.state, self._position(), self.device)
                 last_log_t, last_log_step = _clock(), self.step
         finally:
-            bar.close()
+            self.ui.close()
             self._restore_signals()
         elapsed = self.elapsed_before + _clock() - t0
         stopped = self.stop_reason or ("finished" if self.total_steps is not None and self.step >= self.total_steps
                                        else "time budget")
         if stopped in ("interrupted", "callback"):
             best = f"best val {self.best_val:.4f} bpc at step {self.best_step}" if self.best_val is not None else "no evaluation yet"
-            _say(f"Stopped at step {self.step} ({best}); checkpoint saved to {self.run_dir / LAST}", False, info)
+            self.ui.say(f"Stopped at step {self.step} ({best}); checkpoint saved to {self.run_dir / LAST}", always=True)
         result = TrainResult(run_dir=self.run_dir, steps=self.step, epoch=self.epoch_float,
                              best_val_bpc=self.best_val, best_step=self.best_step,
                              final_val_bpc=self.last_val if self.last_eval_step == self.step else None,
@@ -528,33 +494,10 @@ class Trainer:
                                 f"near step {bad_step}) even after lowering the learning rate to x{self.lr_scale:g}; "
                                 f"the last good state (step {self.step}) is saved; try a smaller --lr or --grad-clip")
         self.lr_scale *= 0.5
-        _warn(f"non-finite loss or gradient between steps {self.step} and {bad_step}: rolled back to step "
-              f"{self.step} and halved the learning rate (x{self.lr_scale:g})", self.info)
+        self.ui.warn(f"non-finite loss or gradient between steps {self.step} and {bad_step}: rolled back to step "
+                     f"{self.step} and halved the learning rate (x{self.lr_scale:g})")
 
-    # ------------------------------------------------------------------ user-facing bits
-    def _bar(self):
-        from tqdm import tqdm
-
-        # None: tqdm shows the bar only on a terminal (logs get one plain line per evaluation instead)
-        disable = True if (self.quiet or not self.main) else None
-        bar = tqdm(total=1000, disable=disable, file=sys.stderr, dynamic_ncols=True, leave=True,
-                   bar_format="{percentage:3.0f}%|{bar:20}| {desc} [{elapsed}<{remaining}]")
-        bar.n = int(1000 * self._progress(self.elapsed_before))
-        bar.set_description_str(f"step {self.step}", refresh=False)
-        return bar
-
-    def _update_bar(self, bar, rec: dict[str, Any], elapsed: float) -> None:
-        if bar.disable:
-            return
-        bar.n = int(1000 * self._progress(elapsed))
-        steps = f"step {self.step}" + (f"/{self.total_steps}" if self.total_steps else "")
-        bar.set_description_str(steps + ", " + _describe({**rec, "val_bpc": self.last_val}), refresh=False)
-        bar.refresh()
-
-    def _print_sample(self, bar) -> None:
-        text = quick_sample(self.model, self.ds.vocab, self.cfg.sample_chars, seed=self.cfg.seed + self.step)
-        bar.write(f"--- sample at step {self.step} (val {self.last_val:.3f} bpc) ---\n{text}\n---", file=sys.stderr)
-
+    # ------------------------------------------------------------------ Ctrl-C / SIGTERM
     def _install_signals(self) -> None:
         self._old_handlers = {}
         if threading.current_thread() is not threading.main_thread():
@@ -564,8 +507,8 @@ class Trainer:
             if self.stop_reason is not None and signum == signal.SIGINT:
                 raise KeyboardInterrupt  # second Ctrl-C: stop now
             self.stop_reason = "interrupted"
-            _say(f"{signal.Signals(signum).name} received: stopping after this step and saving a checkpoint "
-                 "(Ctrl-C again to abort without saving)", False, self.info)
+            self.ui.say(f"{signal.Signals(signum).name} received: stopping after this step and saving a checkpoint "
+                        "(Ctrl-C again to abort without saving)", always=True)
 
         for sig in (signal.SIGINT, signal.SIGTERM):
             self._old_handlers[sig] = signal.signal(sig, handler)
@@ -595,42 +538,6 @@ def score_nats(model: CharRNN, streams: EvalStreams, amp: bool = False) -> torch
     return total
 
 
-def _describe(rec: dict[str, Any]) -> str:
-    """'loss 1.234, val 1.876 bpc, 12.3k chars/s' from a metrics record (missing parts left out)."""
-    parts = []
-    if rec.get("train_loss") is not None:
-        parts.append(f"loss {rec['train_loss']:.3f}")
-    if rec.get("val_bpc") is not None:
-        parts.append(f"val {rec['val_bpc']:.3f} bpc")
-    if rec.get("chars_per_s"):
-        parts.append(f"{rec['chars_per_s'] / 1000:.1f}k chars/s")
-    return ", ".join(parts)
-
-
 def _chunk_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Mean cross-entropy in nats per character. logits [N*T, V], targets [N*T]. (Tests patch this to inject NaN.)"""
     return F.cross_entropy(logits, targets)
-
-
-@torch.no_grad()
-def quick_sample(model: CharRNN, vocab, n: int, temperature: float = 0.8, seed: int = 0,
-                 prime: str = "\n") -> str:
-    """A short sample to show progress: temperature sampling on the carried state, O(1) per character.
-
-    Uses its own generator, so printing samples never changes the training RNG (exact resume).
-    """
-    was_training = model.training
-    model.eval()
-    dev = model.head.weight.device
-    g = torch.Generator().manual_seed(seed)
-    ids = vocab.encode(prime, unknown="skip").tolist() or [vocab.eot_id if vocab.eot_id is not None else 0]
-    x = torch.tensor([ids], device=dev)
-    logits, state = model(x)
-    out = []
-    for _ in range(n):
-        p = torch.softmax(logits[0, -1].float().cpu() / temperature, -1)
-        nxt = int(torch.multinomial(p, 1, generator=g))
-        out.append(nxt)
-        logits, state = model(torch.tensor([[nxt]], device=dev), state)
-    model.train(was_training)
-    return vocab.decode(out)

@@ -10,6 +10,7 @@ numpy RNG states) under "trainer" and the optimizer's param groups and non-tenso
 """
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections import defaultdict
 from typing import Any
@@ -18,7 +19,29 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from charlstm.errors import CharlstmError
+
 LAST_FORMAT = "charlstm-last"
+_OPTION = {"num_layers": "layers", "hidden_size": "hidden", "embed_dim": "embed"}
+
+
+def check_compatible(saved: dict[str, Any], model_cfg: Any, train_cfg: Any, dataset_meta: dict[str, Any]) -> None:
+    """Refuse to resume a run (config.json content `saved`) with a different model, batch size,
+    seq len or training split: the saved weights, stream layout and data position would not fit."""
+    sm = saved.get("model", {})
+    for k, v in dataclasses.asdict(model_cfg).items():
+        if sm.get(k) != v:
+            raise CharlstmError(f"cannot resume: the run was trained with {_OPTION.get(k, k).replace('_', '-')} "
+                                f"{sm.get(k)!r}, not {v!r}; resume with the run's own model settings or start a new run")
+    st = saved.get("train", {})
+    for k in ("batch_size", "seq_len"):
+        if st.get(k) != getattr(train_cfg, k):
+            raise CharlstmError(f"cannot resume: the run was trained with {k.replace('_', '-')} {st.get(k)}, not "
+                                f"{getattr(train_cfg, k)} (the data position depends on it)")
+    want = ((saved.get("dataset") or {}).get("meta", {}).get("splits", {}).get("train") or {}).get("sha256")
+    if want and want != dataset_meta["splits"]["train"]["sha256"]:
+        raise CharlstmError(f"cannot resume: dataset '{dataset_meta.get('name')}' is not the one this run was "
+                            "trained on (its training split changed)")
 
 
 # ----------------------------------------------------------------------------- optimizer

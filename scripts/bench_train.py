@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from charlstm.batches import TrainStreams
-from charlstm.config import PRESETS, build_configs
+from charlstm.config import build_configs
 from charlstm.dataset import DatasetBuilder, open_dataset
 from charlstm.model import CharRNN, detach_state
 from charlstm.train import train
@@ -207,8 +207,8 @@ def main() -> None:
                 print(f"| {preset} | {o['step_s']:.3f} | {o['per_step_s'] * 1e6:.0f} µs | {o['per_log_s'] * 1e3:.1f} ms | "
                       f"{o['predicted_ratio']:.4f} |", flush=True)
             return
-        print(f"| preset | cell | model | batch x seq | bare loop chars/s (wall / cpu) | charlstm chars/s (wall / cpu) "
-              f"| ratio wall | ratio cpu |")
+        print("| preset | cell | model | batch x seq | bare loop chars/s (wall / cpu) | charlstm chars/s (wall / cpu) "
+              "| ratio wall | ratio cpu |")
         print("|---|---|---|---|---:|---:|---:|---:|")
         for preset in args.presets.split(","):
             for cell in args.cells.split(","):

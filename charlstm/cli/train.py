@@ -88,6 +88,7 @@ def train_cmd(dataset: str, run_name: str | None, preset: str | None, config_fil
       charlstm train stdlib --run big --resume          # after Ctrl-C, a kill or a crash
       torchrun --nproc_per_node 4 -m charlstm -- train stdlib --preset large
     """
+    from charlstm.progress import rate
     from charlstm.train import load_run_configs, train
 
     name = run_name or Path(dataset.rstrip("/")).name
@@ -118,7 +119,7 @@ def train_cmd(dataset: str, run_name: str | None, preset: str | None, config_fil
         click.echo(f"Resume with: charlstm train {dataset} --run {name} --resume")
     else:
         why = "time budget used" if result.stopped == "time budget" else "done"
-        speed = f", {result.chars_per_s / 1000:.1f}k chars/s" if result.chars_per_s else ""
+        speed = f", {rate(result.chars_per_s)} chars/s" if result.chars_per_s else ""
         click.echo(f"Run '{name}' {why}: {result.steps} steps ({result.epoch:.2f} epochs) in {result.elapsed:.0f}s"
                    f"{speed}; {best}; saved in {rdir}")
 
