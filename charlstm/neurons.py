@@ -251,13 +251,28 @@ def format_probe(p: ProbeResult) -> str:
     return "\n".join(lines)
 
 
-def find_html(result: FindResult, path: str | Path, units: int | None = None) -> Path:
+#: Characters the --html page shows: with every unit of a big model embedded, pages grow by about
+#: 1.3 bytes per value (21 MB for 10,000 characters of a 2x256 LSTM, all kinds).
+HTML_CHARS = 5000
+
+
+def find_html(result: FindResult, path: str | Path, units: int | None = None, max_chars: int = HTML_CHARS) -> Path:
     """Write the trace viewer (charlstm.viz.html) for the input, with the ranking as the feature's
     scores in its overview: the best unit is shown first, and n/p step through the ranking.
-    units: how many of the ranked units to offer (default all of `result.ranking`)."""
+    units: how many of the ranked units to offer (default all of `result.ranking`). To keep the
+    page small it holds only the layers and kinds of the ranked units, over the first max_chars
+    characters."""
+    import dataclasses
+
+    from charlstm.trace import key, parse_key
     from charlstm.viz.html import write_html
 
     ranked = result.ranking[:units] if units is not None else result.ranking
+    tr = result.trace
+    layers = sorted({parse_key(u.key)[0] for u in ranked})
+    kinds = [k for k in tr.kinds if any(parse_key(u.key)[1] == k for u in ranked)]
+    arrays = {key(l, k): tr.arrays[key(l, k)] for l in layers for k in kinds if key(l, k) in tr.arrays}
+    shown = dataclasses.replace(tr, arrays=arrays, layers=layers, kinds=kinds).head(min(len(tr), max_chars))
     how = "|r|" if result.kind == "continuous" else "max(AUROC, 1 - AUROC)"
     scores = {f"{result.feature.name} ({how})": [(u.key, u.unit, u.score) for u in ranked]}
     best = ", ".join(f"{u.name} {u.score:.3f}" for u in ranked[:5])
@@ -265,8 +280,8 @@ def find_html(result: FindResult, path: str | Path, units: int | None = None) ->
              f"of {result.source}; best: {best}."]
     if result.probe is not None:
         notes.append("L1 probe: " + ", ".join(f"{u.name} ({u.weight:+.2f})" for u in result.probe.units))
-    return write_html(path, result.trace, scores=scores, title=f"charlstm neurons find: {result.feature.name}",
-                      notes=notes)
+    return write_html(path, shown, scores=scores, title=f"charlstm neurons find: {result.feature.name}",
+                      notes=notes, total=len(tr))
 
 
 def find_png(result: FindResult, path: str | Path, max_lines: int = 16, max_cols: int = 80) -> Path | None:

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from charlstm.config import ModelConfig
 from charlstm.experiments import EXPERIMENTS, run_experiment
-from charlstm.experiments.common import greedy_complete, record_ids
+from charlstm.experiments.common import ExperimentResult, FoundUnit, greedy_complete, record_ids
 from charlstm.experiments.copy import held_out_strings
 from charlstm.experiments.report import Check, Report, colours, text_png, unit_rows_html
 from charlstm.experiments.selective import primes
@@ -98,11 +98,45 @@ def test_report_writes_markdown_and_html_with_pictures(tmp_path):
     assert 'title="+0.500"' in unit_rows_html(list("a"), [("u", np.array([0.5]), "h")])
 
 
+def _fake_result(tmp_path, passed: bool) -> ExperimentResult:
+    checks = [Check("greedy completion exact", 10 if passed else 7, "== 10", passed)]
+    demo = ("layer0.c:1", list("aaXbb") + ["<eot>"], np.array([1.0, 2.0, 2.5, 1.0, 0.0, 0.0]), "c")
+    return ExperimentResult("counting", 3, {}, checks, [FoundUnit("layer0.c:1", 0.98, "|r| with count:a-b")],
+                            tmp_path / "run", tmp_path / "report.md", tmp_path / "report.html", 12.0, demo)
+
+
+@pytest.mark.parametrize("passed", [True, False])
+def test_experiment_command_prints_the_summary_and_the_unit(tmp_path, monkeypatch, passed):
+    import charlstm.experiments as ex
+    from charlstm.cli import main
+
+    calls = []
+
+    def fake(task, out=None, seed=0, quiet=True):
+        calls.append((task, out, seed, quiet))
+        return _fake_result(tmp_path, passed)
+
+    monkeypatch.setattr(ex, "run_experiment", fake)
+    res = CliRunner().invoke(main, ["experiment", "counting", "--out", str(tmp_path / "x"), "--seed", "3"],
+                             env={"NO_COLOR": "1"})
+    assert calls == [("counting", tmp_path / "x", 3, True)]  # CHARLSTM_QUIET=1 in the tests
+    assert "experiment counting (seed 3) in 12s" in res.output
+    assert "unit layer0.c:1: |r| with count:a-b = 0.980" in res.output
+    assert "pos\tchar\tvalue" in res.output  # the unit over a sequence (NO_COLOR: as a table)
+    if passed:
+        assert res.exit_code == 0 and "all checks passed" in res.output
+    else:
+        assert res.exit_code == 1 and "Error: 1 check(s) of experiment counting failed" in res.output
+
+
 def test_unknown_experiment_is_a_clear_error(tmp_path):
     from charlstm.errors import CharlstmError
 
     with pytest.raises(CharlstmError, match="unknown experiment 'count'"):
         run_experiment("count", out=tmp_path)
+    from charlstm.cli.neurons import experiment_cmd
+
+    assert sorted(experiment_cmd.params[0].type.choices) == sorted(EXPERIMENTS)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -150,15 +184,3 @@ def test_copy(tmp_path):
     assert set(m["next_char_units"]) == {"a", "b", "c"}
     assert "which units predict the next character" in r.report_md.read_text().lower()
     assert r.passed
-
-
-@pytest.mark.slow
-def test_experiment_command_prints_the_summary_and_the_unit(tmp_path):
-    from charlstm.cli import main
-
-    res = CliRunner().invoke(main, ["experiment", "counting", "--out", str(tmp_path / "exp"), "--seed", str(SEED),
-                                    "--quiet"], env={"NO_COLOR": "1"})
-    assert res.exit_code == 0, res.output
-    assert "experiment counting (seed 0)" in res.output and "all checks passed" in res.output
-    assert "pos\tchar\tvalue" in res.output  # the unit over a sequence (NO_COLOR: as a table)
-    assert sorted(EXPERIMENTS) == ["copy", "counting", "remember", "selective-counting"]

@@ -256,6 +256,11 @@ def test_find_html_is_the_viewer_with_the_ranking_as_scores(tmp_path):
     assert name.startswith("string")
     assert [f"{k}:{u}" for k, u, _ in rows] == [u.name for u in res.ranking]
     assert data["select"] == res.ranking[0].name
+    # only the layers and kinds of the ranked units are embedded, over at most max_chars characters
+    assert set(data["kinds"]) == {u.key.split(".")[1] for u in res.ranking}
+    small = json.loads(re.search(r'<script type="application/json"[^>]*>(.*?)</script>',
+                                 find_html(res, tmp_path / "s.html", max_chars=10).read_text(), re.S).group(1))
+    assert small["n"] == 10 and small["total"] == len(inp)
 
 
 def test_a_constant_feature_is_a_clear_error(tmp_path):

@@ -112,8 +112,9 @@ def run(out: Path, seed: int, log: Log) -> ExperimentResult:
     rep.table(["next char", "best unit", "AUROC", "at X", "at copy 1", "at copy 2", "runners-up"],
               [(ch, b.name, f"{b.auroc:.3f}", *(f"{v:.3f}" for v in bp),
                 ", ".join(f"{u.name} {u.auroc:.2f}" for u in rk[1:4])) for ch, (b, bp, rk) in per_char.items()])
-    rep.para("A unit scoring high at all three positions predicts \"the next character is ...\" whatever the position, "
-             "as the source observed, rather than storing the letter of one position.")
+    rep.para("An AUROC near 0 or 1 separates perfectly (near 0: the unit is low when that character comes next). A unit "
+             "that separates at all three positions predicts \"the next character is ...\" whatever the position, as "
+             "the source observed, rather than storing the letter of one position.")
     demo = [i for i, r in enumerate(fresh) if len(set(r[:LENGTH])) == LENGTH][:2] + \
            [i for i, r in enumerate(fresh) if r[:LENGTH].count("b") >= 2][:1]
     lines = []

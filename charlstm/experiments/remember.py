@@ -90,8 +90,9 @@ def run(out: Path, seed: int, log: Log) -> ExperimentResult:
     rep.code("\n".join([f"{'rank':>4}  {'unit':<12} {'AUROC':>6}"] +
                        [f"{k:>4}  {u.name:<12} {u.auroc:>6.3f}" for k, u in enumerate(found.ranking, 1)]))
     sign = "higher" if best.auroc >= 0.5 else "lower"
-    rep.para(f"Found: `{best.name}`, AUROC {best.auroc:.3f} ({sign} after A than after B). On the x's its input gate "
-             f"averages {gate_i:.3f} and its forget gate {gate_f:.3f}.")
+    rep.para(f"Found: `{best.name}`, AUROC {best.auroc:.3f}: at every step it is {sign} after A than after B (an AUROC "
+             f"near 0 or 1 separates perfectly). On the x's its input gate averages {gate_i:.3f} and its forget gate "
+             f"{gate_f:.3f}: the forget gate keeps the cell, and the hidden state, saturated, holds the letter.")
     demo = [i for i, r in enumerate(records) if r.count("x") >= 6]
     demo = [next(i for i in demo if records[i][0] == "A"), next(i for i in demo if records[i][0] == "B")]
     lines = []
