@@ -246,10 +246,12 @@ def prepared_weights(model) -> dict:
     [x, h] and the summed bias (GRU: [H, 3H] on x and b_ih); bhh (GRU), peep (peephole) per layer;
     wh [H, V]: the head, transposed.
     """
-    params = list(model.parameters())
-    key = tuple((p.data_ptr(), p._version) for p in params)
+    try:
+        key = tuple((p.data_ptr(), p._version) for p in model.parameters())
+    except RuntimeError:  # inference tensors (a model built under inference_mode) have no version
+        key = None
     cached = getattr(model, "_charlstm_step_weights", None)
-    if cached is not None and cached[0] == key:
+    if key is not None and cached is not None and cached[0] == key:
         return cached[1]
     cfg = model.cfg
     H, L, cell = cfg.hidden_size, cfg.num_layers, cfg.cell
@@ -275,7 +277,8 @@ def prepared_weights(model) -> dict:
             else:
                 out["wx"].append(torch.cat([p["weight_ih"], p["weight_hh"]], 1)[perm].t().contiguous())
                 out["bx"].append((p["bias_ih"] + p["bias_hh"])[perm].contiguous())
-    model._charlstm_step_weights = (key, out)
+    if key is not None:
+        model._charlstm_step_weights = (key, out)
     return out
 
 

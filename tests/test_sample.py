@@ -476,3 +476,14 @@ def test_row_text_stops_across_pieces():
     r = RowText(v, stop=("ab",))
     r.feed(v.encode("a" * 5000).tolist())
     assert r.reason is None and len(r.text) == 5000
+
+
+def test_model_built_under_inference_mode():
+    with torch.inference_mode():  # its parameters have no version counter: no cache, still right
+        m = _model("lstm")
+        x = torch.randint(0, 11, (1, 5))
+        want, _ = m(x)
+        st = Stepper(m, 1)
+        for t in range(5):
+            got = st.step(int(x[0, t]))
+    torch.testing.assert_close(got, want[:, -1], atol=1e-5, rtol=0)
