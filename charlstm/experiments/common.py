@@ -104,7 +104,7 @@ def train_task(task: str, out: Path, seed: int, mcfg: ModelConfig, tcfg: TrainCo
     else:
         target = dataset_dir(task, data_dir, force=True)
         ds = write_records(target, list(records), EncodeOptions(seed=seed), source={"kind": "synthetic", "task": task},
-                           options={"num": len(records), "held_out": True}, stats={}, force=True, what="sequences")
+                           options={"num": len(records)}, stats={}, force=True, what="sequences")
     log(f"dataset {ds.name}: {ds.meta['splits']['train']['tokens']:,} training characters, vocabulary {ds.vocab.size}")
     with one_thread():
         res = train(ds, out / "run", mcfg, tcfg, force=True, quiet=True)
