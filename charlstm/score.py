@@ -112,7 +112,8 @@ def score_text(model, vocab: Vocab, text: str, *, unknown: str = "error", **kw) 
     return r
 
 
-def split_ids(run_config: dict[str, Any], vocab: Vocab, split: str) -> np.ndarray:
+def split_ids(run_config: dict[str, Any], vocab: Vocab, split: str,
+              instead: str = "score a file: charlstm eval RUN FILE") -> np.ndarray:
     """The ids [T] of a split of the run's dataset (config.json "dataset": path, then name), as a
     read-only memmap. Raises CharlstmError if the dataset is gone or no longer has the run's
     vocabulary."""
@@ -129,9 +130,9 @@ def split_ids(run_config: dict[str, Any], vocab: Vocab, split: str) -> np.ndarra
                 continue
     if ds is None:
         raise CharlstmError(f"the run's dataset '{info.get('name', '?')}' is not found (path '{info.get('path', '')}'); "
-                            "rebuild it with `charlstm data ...` or score a file: charlstm eval RUN FILE")
+                            f"rebuild it with `charlstm data ...` or {instead}")
     if ds.vocab.symbols != vocab.symbols or ds.vocab.units != vocab.units:
-        raise CharlstmError(f"dataset '{ds.name}' no longer has the run's vocabulary (it was rebuilt); score a file instead")
+        raise CharlstmError(f"dataset '{ds.name}' no longer has the run's vocabulary (it was rebuilt); {instead}")
     if split not in ds.meta["splits"]:
         ds.split(split)  # raises: names the splits there are
     # Check only the split being scored (a train split can be gigabytes).

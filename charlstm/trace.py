@@ -387,21 +387,7 @@ def _lstm_cell_loop(f: np.ndarray, ig: np.ndarray, c0: np.ndarray) -> np.ndarray
 # Below this many multiply-adds per step, one CPU thread runs the sequential fused recurrence
 # fastest: OpenMP's fork/join per step costs more than it saves, and is ruinous on a busy machine
 # (docs/benchmarks.md, "Tracing"). The batched gate products keep torch's thread setting.
-SMALL_STEP_MACS = 4_000_000
-
-
-@contextmanager
-def _threads(n: int | None):
-    """Run a block with n torch CPU threads (None: as is)."""
-    old = torch.get_num_threads()
-    if n is None or n == old:
-        yield
-        return
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
+from charlstm.sample import SMALL_STEP_MACS, cpu_threads as _threads  # noqa: E402  (one home for both)
 
 
 def _np(t: Tensor) -> np.ndarray:
@@ -564,30 +550,16 @@ def trace_text(model: nn.Module, vocab: Vocab, text: str, *, layers: Iterable[in
 
 # ----------------------------------------------------------------------------- inputs
 def split_ids(run_config: dict[str, Any], vocab: Vocab, split: str, limit: int | None = None) -> np.ndarray:
-    """The ids of a split of the run's dataset, as a read-only memmap (first `limit` only when
-    given: nothing else is read). Raises CharlstmError when the dataset is gone or its vocabulary
-    is not the run's."""
-    from charlstm.dataset import open_dataset
+    """The ids of a split of the run's dataset, as a read-only memmap (checksummed by
+    charlstm.score.split_ids), cut to the first `limit` when given. Raises CharlstmError when the
+    dataset is gone, its vocabulary is not the run's, or the split is empty."""
+    from charlstm.score import split_ids as _split_ids
 
-    ds_info = run_config.get("dataset") or {}
-    ds = None
-    for where in (ds_info.get("path"), ds_info.get("name")):
-        if where:
-            try:
-                ds = open_dataset(where, verify=False)
-                break
-            except CharlstmError:
-                continue
-    if ds is None:
-        raise CharlstmError(f"the run's dataset '{ds_info.get('name', '?')}' is not found (path '{ds_info.get('path', '')}'); "
-                            "rebuild it with `charlstm data ...`, or trace --text/--file instead")
-    if ds.vocab.symbols != vocab.symbols or ds.vocab.units != vocab.units:
-        raise CharlstmError(f"dataset '{ds.name}' no longer has the run's vocabulary (it was rebuilt); trace --text/--file instead")
-    ids = ds.split(split)
+    ids = _split_ids(run_config, vocab, split, instead="trace --text/--file instead")
     if limit is not None:
         ids = ids[:limit]
     if len(ids) == 0:
-        raise CharlstmError(f"nothing to trace: the '{split}' split of dataset '{ds.name}' is empty")
+        raise CharlstmError(f"nothing to trace: the '{split}' split of the run's dataset is empty")
     return ids
 
 
