@@ -12,3 +12,15 @@ def _isolated_dirs(tmp_path, monkeypatch):
     monkeypatch.setenv("CHARLSTM_QUIET", "1")
     monkeypatch.setenv("TQDM_DISABLE", "1")
     yield
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny models gain nothing from a second thread, and on a busy machine two threads wait on each
+    other; training tests opt in with `pytestmark = pytest.mark.usefixtures("one_thread")`."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

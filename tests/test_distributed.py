@@ -23,13 +23,7 @@ OPTS = ["--hidden", "16", "--embed", "8", "--layers", "2", "--batch-size", "8", 
         "--schedule", "constant", "--warmup", "0", "--lr", "0.01", "--eval-every", "4", "--device", "cpu", "-q"]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models gain nothing from a second thread, and on a busy machine two threads wait on each other."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _free_port() -> int:
