@@ -133,7 +133,11 @@ def train(dataset: str | os.PathLike | Dataset, run_dir: str | os.PathLike, mode
     D.setup(info, device)
     try:
         trainer = Trainer(ds, run_dir, mcfg, tcfg, info, device, resume, quiet, list(callbacks or []))
-        return trainer.run()
+        result = trainer.run()
+        # Every rank waits here until rank 0 has written its last checkpoint: a rank that tears the
+        # group down while a peer is still using it makes gloo abort that peer at exit.
+        D.barrier(info)
+        return result
     finally:
         D.teardown(info)
 
