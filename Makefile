@@ -18,7 +18,7 @@ install: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/charlstm data code --name stdlib --force
-	$(BIN)/charlstm train stdlib --run demo --preset tiny --time-budget 3m --eval-chars 50000 --force
+	$(BIN)/charlstm train stdlib --run demo --time-budget 3m --force
 	$(BIN)/charlstm sample demo --prime "def " --length 400 --temperature 0.8 --seed 1
 	$(BIN)/charlstm trace demo --split val --limit 3000 --html out/demo-trace.html -o out/demo-trace.npz
 

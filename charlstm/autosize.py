@@ -139,7 +139,8 @@ def measure_rate(c: Candidate, device: str | torch.device = "cpu", min_seconds: 
     dev = torch.device(device)
     g = torch.Generator().manual_seed(0)
     model = CharRNN(c.model_config()).to(dev)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    # the optimizer exactly as the trainer builds it (fused on CUDA), so the rates are the trainer's
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, **({"fused": True} if dev.type == "cuda" else {}))
     x = torch.randint(0, c.vocab_size, (c.batch_size, c.seq_len + 1), generator=g).to(dev)
     state = None
     amp = dev.type == "cuda"  # the trainer's default on a GPU: bf16 autocast
@@ -262,7 +263,31 @@ def plan(dataset: Any, budget_s: float, device: str = "cpu", threads: int | None
 
 def describe(model: Mapping[str, Any], train: Mapping[str, Any]) -> str:
     """One line for the user: 'autosize: 1x256 LSTM (embed 64), batch 16 x 64, lr 0.007 cosine ...'."""
-    return (f"autosize: {model['num_layers']}x{model['hidden_size']} LSTM (embed {model['embed_dim']}"
+    return (f"autosize: {model['num_layers']}x{model['hidden_size']} {model.get('cell', 'lstm').upper()} (embed {model['embed_dim']}"
             + (f", dropout {model['dropout']}" if model.get("dropout") else "") + f"), batch {train['batch_size']} x "
-            f"{train['seq_len']}, lr {train['lr']:g} -> {train['min_lr']:g} cosine, warm-up {train['warmup_steps']}, "
+            f"{train['seq_len']}, lr {train['lr']:g} -> {train['min_lr']:g} {train.get('schedule', 'cosine')}, warm-up {train['warmup_steps']}, "
             f"{train['time_budget']:.0f}s left for training")
+
+
+# Options that decide the model or how it is optimised. When a user sets any of them (or a preset or
+# a config file), `charlstm train --time-budget` leaves the sizing to them unless --autosize is given.
+SIZING_KEYS = frozenset({"cell", "num_layers", "hidden_size", "embed_dim", "dropout", "batch_size", "seq_len",
+                         "lr", "min_lr", "warmup_steps", "schedule", "grad_accum", "weight_decay"})
+
+
+def wanted(flag: bool | None, budget_s: float | None, sizing_given: bool) -> bool:
+    """Whether `charlstm train` should autosize: --autosize/--no-autosize decide; by default, when
+    a time budget is given and nothing that sizes the model or its optimiser is."""
+    if flag is not None:
+        return flag
+    return budget_s is not None and not sizing_given
+
+
+def autosized_overrides(dataset: Any, budget_s: float, device: str | torch.device,
+                        overrides: Mapping[str, Any], *, rate: Rate | None = None) -> tuple[dict[str, Any], Plan]:
+    """The flat config overrides `charlstm train --time-budget` trains with: the plan for
+    `budget_s` on `device`, under the options the user gave explicitly (`overrides`, None = not
+    given), except the time budget, which becomes what the calibration left of it."""
+    p = choose(dataset, budget_s, str(device), rate=rate)
+    given = {k: v for k, v in overrides.items() if v is not None and k != "time_budget"}
+    return {**p.model, **p.train, **given}, p

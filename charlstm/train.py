@@ -127,7 +127,7 @@ def train(dataset: str | os.PathLike | Dataset, run_dir: str | os.PathLike, mode
         raise CharlstmError(f"vocab-size {mcfg.vocab_size} does not match dataset '{ds.name}' ({ds.vocab.size} symbols)")
     mcfg.validate()
     run_dir = Path(run_dir)
-    _check_run_dir(run_dir, resume, force)
+    check_run_dir(run_dir, resume, force)
     info = D.from_env()
     device = D.resolve_device(tcfg.device, info)
     D.setup(info, device)
@@ -142,7 +142,8 @@ def train(dataset: str | os.PathLike | Dataset, run_dir: str | os.PathLike, mode
         D.teardown(info)
 
 
-def _check_run_dir(run_dir: Path, resume: bool, force: bool) -> None:
+def check_run_dir(run_dir: Path, resume: bool, force: bool) -> None:
+    """Raise CharlstmError unless run_dir may be started (new, or --force) or resumed (has a last checkpoint)."""
     exists = (run_dir / "config.json").exists() or (run_dir / LAST).exists()
     if resume:
         if not (run_dir / "config.json").exists():

@@ -181,3 +181,61 @@ def test_runs_survives_a_damaged_checkpoint():
     row = res.output.splitlines()[1].split()
     assert row[0] == "toy" and row[-1] == "-"  # no best score readable; still listed
 
+
+
+def _run_config(name: str = "toy") -> dict:
+    return json.loads((ckpt() / name / "config.json").read_text())
+
+
+def test_time_budget_alone_autosizes_the_model_and_its_schedule(monkeypatch):
+    from charlstm import autosize
+
+    monkeypatch.setattr(autosize, "LADDER", ((1, 8), (1, 16)))  # keep the timing of candidates short
+    make_dataset()
+    res = invoke("train", "toy", "--time-budget", "4s")
+    assert res.exit_code == 0, res.output
+    assert "autosize: 1x" in res.output and "LSTM (embed" in res.output
+    assert "time budget used" in res.output
+    cfg = _run_config()
+    assert (cfg["model"]["num_layers"], cfg["model"]["hidden_size"]) in autosize.LADDER
+    # the timing came out of the budget, and the schedule anneals to what is left of it
+    assert 1.0 <= cfg["train"]["time_budget"] < 4.0 and cfg["train"]["schedule"] == "cosine"
+    assert cfg["train"]["lr"] == pytest.approx(autosize.lr_for(cfg["model"]["num_layers"], cfg["model"]["hidden_size"]), rel=1e-2)
+
+
+def test_explicit_sizes_turn_autosize_off_unless_asked_and_then_still_win(monkeypatch):
+    from charlstm import autosize
+
+    monkeypatch.setattr(autosize, "LADDER", ((1, 8), (1, 16)))
+    make_dataset()
+    res = invoke("train", "toy", *TINY, "--time-budget", "2s")
+    assert res.exit_code == 0, res.output
+    assert "autosize" not in res.output and _run_config()["model"]["hidden_size"] == 16
+    res = invoke("train", "toy", "--run", "asked", "--autosize", "--time-budget", "3s", "--seq-len", "8", "--lr", "0.004")
+    assert res.exit_code == 0, res.output
+    assert "autosize:" in res.output
+    cfg = _run_config("asked")
+    assert cfg["train"]["seq_len"] == 8 and cfg["train"]["lr"] == 0.004 and cfg["train"]["time_budget"] < 3.0
+    res = invoke("train", "toy", "--run", "plain", "--no-autosize", "--time-budget", "2s", "--eval-chars", "50")
+    assert res.exit_code == 0 and "autosize" not in res.output
+    assert _run_config("plain")["model"]["hidden_size"] == 256  # the defaults, as asked
+
+
+@pytest.mark.parametrize("args, fragments", [
+    (["--autosize"], ["add --time-budget"]),
+    (["--autosize", "--time-budget", "5s", "--preset", "tiny"], ["replaces --preset"]),
+    (["--autosize", "--time-budget", "5s", "--resume"], ["--resume continues"]),
+])
+def test_autosize_bad_combinations(args, fragments):
+    make_dataset()
+    assert_one_error(invoke("train", "toy", *args), *fragments)
+    assert not (ckpt() / "toy").exists()
+
+
+def test_autosize_refuses_an_existing_run_before_timing_anything(monkeypatch):
+    make_dataset()
+    monkeypatch.setenv("CHARLSTM_QUIET", "0")  # so that a timing would say so
+    assert invoke("train", "toy", *TINY, "--max-steps", "3").exit_code == 0
+    res = invoke("train", "toy", "--time-budget", "5s")
+    assert_one_error(res, "already exists")
+    assert "timing" not in res.output

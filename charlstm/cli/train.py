@@ -65,7 +65,12 @@ def run_path(name: str) -> Path:
 @click.option("--weight-decay", type=float, help="AdamW weight decay.")
 @click.option("--max-steps", type=int, help="Stop after this many optimizer steps.")
 @click.option("--max-epochs", type=float, help="Stop after this many passes over the training split.")
-@click.option("--time-budget", metavar="DURATION", help="Stop after this long (90s, 10m, 1.5h); the schedule anneals to the end of it.")
+@click.option("--time-budget", metavar="DURATION", help="Stop after this long (90s, 10m, 1.5h); the schedule anneals to the end of it. "
+              "Alone (no preset, config file or size/optimiser options) it also picks the model and its training: see --autosize.")
+@click.option("--autosize/--no-autosize", default=None,
+              help="Choose size, batch, sequence length, learning rate and schedule for the --time-budget by timing "
+                   "candidate models on this machine (the options you give still win). Default: on when --time-budget "
+                   "is the only sizing option given.")
 @click.option("--eval-every", type=int, help="Score the validation split every this many steps.")
 @click.option("--eval-chars", "eval_max_chars", type=int, metavar="N",
               help="Score only the first N validation characters (still exact on them). Default: all.")
@@ -77,12 +82,13 @@ def run_path(name: str) -> Path:
 @click.option("--force", is_flag=True, help="Replace an existing run of the same name.")
 @quiet_option
 def train_cmd(dataset: str, run_name: str | None, preset: str | None, config_file: Path | None, resume: bool,
-              force: bool, quiet: bool, time_budget: str | None, compile_: bool | None, amp: bool | None,
-              **opts: Any) -> None:
+              force: bool, quiet: bool, time_budget: str | None, autosize: bool | None, compile_: bool | None,
+              amp: bool | None, **opts: Any) -> None:
     """Train a character model on DATASET (a name under data/ or a dataset folder).
 
     \b
     Examples:
+      charlstm train stdlib --time-budget 5m            # picks the best model for 5 minutes here
       charlstm train stdlib --preset small --time-budget 10m
       charlstm train stdlib --run big --preset medium --dropout 0.2 --max-epochs 5
       charlstm train stdlib --run big --resume          # after Ctrl-C, a kill or a crash
@@ -107,6 +113,8 @@ def train_cmd(dataset: str, run_name: str | None, preset: str | None, config_fil
         if preset:
             base = _merge(base, PRESETS[preset])
         mcfg, tcfg = build_configs(None, _merge(base, file_values), overrides)
+    elif _autosize_wanted(autosize, overrides, preset, file_values, resume):
+        mcfg, tcfg = build_configs(None, None, _autosized(dataset, rdir, overrides, force, quiet))
     else:
         mcfg, tcfg = build_configs(preset, file_values, overrides)
     result = train(dataset, rdir, mcfg, tcfg, resume=resume, force=force, quiet=quiet)
@@ -122,6 +130,43 @@ def train_cmd(dataset: str, run_name: str | None, preset: str | None, config_fil
         speed = f", {rate(result.chars_per_s)} chars/s" if result.chars_per_s else ""
         click.echo(f"Run '{name}' {why}: {result.steps} steps ({result.epoch:.2f} epochs) in {result.elapsed:.0f}s"
                    f"{speed}; {best}; saved in {rdir}")
+
+
+def _autosize_wanted(flag: bool | None, overrides: dict[str, Any], preset: str | None,
+                     file_values: dict[str, Any], resume: bool) -> bool:
+    from charlstm import autosize
+
+    sizing_given = bool(preset or file_values) or any(overrides.get(k) is not None for k in autosize.SIZING_KEYS)
+    if not autosize.wanted(flag, overrides["time_budget"], sizing_given):
+        return False
+    if overrides["time_budget"] is None:
+        raise CharlstmError("--autosize chooses a model for a time budget: add --time-budget (for example 5m)")
+    if preset or file_values:
+        raise CharlstmError("--autosize replaces --preset and --config: give one or the other")
+    if resume:
+        raise CharlstmError("--autosize starts a run; --resume continues one with the settings it was started with")
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        # every process would time candidates on its own and could choose differently
+        raise CharlstmError("--autosize is for one process; under torchrun give --preset or size options")
+    return True
+
+
+def _autosized(dataset: str, rdir: Path, overrides: dict[str, Any], force: bool, quiet: bool) -> dict[str, Any]:
+    """Overrides for the autosized run: checks the run folder first (so a refused run costs no timing)."""
+    from charlstm import autosize
+    from charlstm.dataset import open_dataset
+    from charlstm.distributed import from_env, resolve_device
+    from charlstm.train import check_run_dir
+
+    check_run_dir(rdir, resume=False, force=force)
+    ds = open_dataset(dataset)
+    device = resolve_device(overrides.get("device") or "auto", from_env())
+    if not quiet:
+        click.echo(f"autosize: timing candidate models on {device} for the {overrides['time_budget']:.0f}s budget ...")
+    values, p = autosize.autosized_overrides(ds, overrides["time_budget"], device, overrides)
+    # the choice is a result, shown even with --quiet: it is what reproduces the run with explicit options
+    click.echo(autosize.describe(values, values) + f" ({p.reason}; timing took {p.calibration_seconds:.1f}s)")
+    return values
 
 
 @click.command("runs")
