@@ -461,6 +461,63 @@ class Stepper:
             self._clamp(layer, "h", h)
 
 
+class BlockSampler:
+    """K generation steps as one unit, for a plain LSTM without clamps or top-k/top-p: per step,
+    the Stepper's step with this step's bias (head bias + Gumbel noise, or the plain bias when
+    greedy), an argmax, and the chosen ids fed back; ids [N, K] come back once per block.
+
+    On CUDA the block is captured once as a CUDA graph and replayed: a character then costs no
+    kernel launches from Python and no host sync (eagerly, a 3-layer step is ~20 launches and
+    batch-1 sampling syncs on every character to read it). Elsewhere, and as the twin the graph is
+    tested against, `run` executes the very same operations eagerly. Extra steps past a stop are
+    computed and discarded (at most K - 1).
+    """
+
+    def __init__(self, st: Stepper, first: Tensor, K: int, graph: bool):
+        self.st, self.K = st, K
+        self.cur = first.clone()  # [N] int64: the id fed to the next step
+        self.bias = st.bh.expand(K, st.N, st.V).clone()  # [K, N, V]: step k's head bias
+        self.ids = torch.empty(st.N, K, dtype=torch.long, device=first.device)  # [N, K] chosen ids
+        self.graph = self._capture() if graph else None
+
+    def _body(self) -> None:
+        st, cur = self.st, self.cur
+        for k in range(self.K):
+            logits = st.step(cur, head_bias=self.bias[k])
+            torch.argmax(logits, dim=-1, out=cur)  # the step has read cur already
+            self.ids[:, k].copy_(cur)
+
+    def _capture(self):
+        """Record _body into a CUDA graph. Warm-up and capture must not advance the state, so the
+        state is saved first and put back after (capturing runs nothing; the warm-up does)."""
+        st = self.st
+        saved = [t.clone() for t in (st.S, st.C, self.cur)]
+        side = torch.cuda.Stream(device=self.cur.device)
+        side.wait_stream(torch.cuda.current_stream(self.cur.device))
+        with torch.cuda.stream(side):
+            self._body()  # warm-up on a side stream, as CUDA graph capture requires (cuBLAS workspaces)
+        torch.cuda.current_stream(self.cur.device).wait_stream(side)
+        g = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(g):
+            self._body()
+        for t, v in zip((st.S, st.C, self.cur), saved):
+            t.copy_(v)
+        st.steps = 0
+        return g
+
+    def run(self, noise: Tensor | None) -> Tensor:
+        """K more steps. noise: their Gumbel noise [K, N, V] (None: greedy) -> ids [N, K] (a buffer
+        overwritten by the next call)."""
+        if noise is not None:
+            torch.add(noise, self.st.bh, out=self.bias)
+        if self.graph is not None:
+            self.graph.replay()
+        else:
+            self._body()
+        self.st.steps += self.K if self.graph is not None else 0  # eager steps count themselves
+        return self.ids
+
+
 def read_prime(model, ids: Sequence[int] | np.ndarray, state: tuple[Tensor, ...] | None = None,
                chunk: int = PRIME_CHUNK) -> tuple[Tensor, ...]:
     """Run ids (a prime, [P]) through the model's recurrent layers once, in chunks -> the state
@@ -611,22 +668,25 @@ def cpu_busy() -> bool:
 
 
 def generate(model, vocab: Vocab, prime_ids: Sequence[int] | np.ndarray, opts: SampleOptions,
-             on_text: Callable[[str], None] | None = None, threads: int | None | str = "auto") -> Generation:
+             on_text: Callable[[str], None] | None = None, threads: int | None | str = "auto",
+             blocks: bool | None = None) -> Generation:
     """Generate opts.num_samples continuations of the prime together, as one batch.
 
     model: a CharRNN (eval mode). prime_ids: [P] ids (may be empty: start from `start_id`).
     on_text: called with each newly visible piece of text as it is generated (one sample only).
     threads: CPU threads while generating ("auto": see `step_threads`; None: torch's setting;
     a number: that many).
+    blocks: generate in BlockSampler blocks (a CUDA graph per block on a GPU); None: on CUDA only.
+    Either way the text is the same for the same seed.
     The prime is read once; each generated character is one Stepper step (O(1) work).
     """
     if threads == "auto":
         threads = step_threads(model, opts.num_samples)
     with cpu_threads(threads):
-        return _generate(model, vocab, prime_ids, opts, on_text)
+        return _generate(model, vocab, prime_ids, opts, on_text, blocks)
 
 
-def _generate(model, vocab: Vocab, prime_ids, opts: SampleOptions, on_text) -> Generation:
+def _generate(model, vocab: Vocab, prime_ids, opts: SampleOptions, on_text, blocks: bool | None = None) -> Generation:
     prime, seed = _prepare(model, vocab, prime_ids, opts)
     N, length = opts.num_samples, opts.length
     dev = model.head.weight.device
@@ -668,6 +728,11 @@ def _generate(model, vocab: Vocab, prime_ids, opts: SampleOptions, on_text) -> G
             return sample_next(logits, top_k=opts.top_k, top_p=opts.top_p, greedy=opts.greedy,
                                gumbel=None if noise is None else noise.next(), out=st.nxt)
 
+        if blocks is None:
+            blocks = dev.type == "cuda"
+        if blocks and st.plain is not None and not st.any_clamp and (fold or opts.greedy):
+            _generate_blocks(st, first, noise, rows, length, on_text, graph=dev.type == "cuda")
+            return _finish(rows, on_text, seed, st.steps, prime)
         logits = step(first)
         nxt = st.nxt
         if N == 1:
@@ -699,11 +764,36 @@ def _generate(model, vocab: Vocab, prime_ids, opts: SampleOptions, on_text) -> G
                 if t == length - 1:
                     break
                 logits = step(nxt)
+    return _finish(rows, on_text, seed, st.steps, prime)
+
+
+def _finish(rows: list[RowText], on_text, seed: int, steps: int, prime: list[int]) -> Generation:
     for r in rows:
         tail = r.finish()
-        if tail and on_text is not None and N == 1:
+        if tail and on_text is not None and len(rows) == 1:
             on_text(tail)
-    return Generation(samples=[r.sample() for r in rows], seed=seed, steps=st.steps, prime_ids=prime)
+    return Generation(samples=[r.sample() for r in rows], seed=seed, steps=steps, prime_ids=prime)
+
+
+def _generate_blocks(st: Stepper, first: Tensor, noise: GumbelNoise | None, rows: list[RowText], length: int,
+                     on_text, graph: bool) -> None:
+    """The generation loop in BlockSampler blocks of one noise block each (so the noise, and so the
+    text, is exactly that of the step-by-step loop); the rows read each block's ids at once."""
+    K = noise.block if noise is not None else 64
+    bs = BlockSampler(st, first, K, graph)
+    done = 0
+    while done < length:
+        ids = bs.run(noise.next_block() if noise is not None else None)
+        if noise is not None:
+            noise.skip(K)
+        take = min(K, length - done)
+        for r, chunk in zip(rows, ids[:, :take].tolist()):
+            piece = r.feed(chunk)
+            if piece and on_text is not None and len(rows) == 1:
+                on_text(piece)
+        done += take
+        if all(r.reason is not None for r in rows):
+            break
 
 
 def naive_generate(model, vocab: Vocab, prime_ids: Sequence[int] | np.ndarray, opts: SampleOptions) -> Generation:
