@@ -137,6 +137,9 @@ def _autosize_wanted(flag: bool | None, overrides: dict[str, Any], preset: str |
     from charlstm import autosize
 
     sizing_given = bool(preset or file_values) or any(overrides.get(k) is not None for k in autosize.SIZING_KEYS)
+    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    if flag is None and distributed:
+        return False  # under torchrun the default stays the plain defaults (see below)
     if not autosize.wanted(flag, overrides["time_budget"], sizing_given):
         return False
     if overrides["time_budget"] is None:
@@ -145,7 +148,7 @@ def _autosize_wanted(flag: bool | None, overrides: dict[str, Any], preset: str |
         raise CharlstmError("--autosize replaces --preset and --config: give one or the other")
     if resume:
         raise CharlstmError("--autosize starts a run; --resume continues one with the settings it was started with")
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+    if distributed:
         # every process would time candidates on its own and could choose differently
         raise CharlstmError("--autosize is for one process; under torchrun give --preset or size options")
     return True
