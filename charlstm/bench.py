@@ -494,7 +494,7 @@ def run_scaling(device: str = "auto", axes: dict[str, list[int]] | None = None, 
     say = say or (lambda msg: None)
     axes = axes or SCALING_AXES
     base = {**SCALING_BASE, **(base or {})}
-    f32 = matmul_flops(dev, torch.float32, 512 if quick else 1024, 0.3 if quick else 1.0)
+    f32 = matmul_flops(dev, torch.float32, 1024, 0.6 if quick else 1.0)
     out: dict[str, Any] = {"format": BENCH_FORMAT + "-scaling", "version": BENCH_VERSION,
                            "device": machine_info(dev), "base": base, "matmul_flops_fp32": f32, "rows": []}
     root = Path(tempfile.mkdtemp(prefix="charlstm-scaling."))
