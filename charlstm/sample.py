@@ -350,6 +350,28 @@ class Stepper:
                     val = torch.tensor([cs[u] for u in sorted(cs)], device=dev, dtype=dt).expand(N, -1).contiguous()
                     self.clamps[layer][kind] = (idx, val)
         self.any_clamp = any(self.clamps)
+        # One row of a small plain LSTM on the CPU: numpy on views of the very same buffers and
+        # weights. At this size a step is a dozen tiny operations, and numpy's matrix-vector product
+        # and element-wise calls measured 1.5-2x and 2-3x cheaper per call than torch's (whose
+        # per-call dispatch dominates); see docs/benchmarks.md, "Sampling".
+        self.np_plain = None
+        if self.plain is not None and dev.type == "cpu" and N == 1 and dt == torch.float32 and self.numpy_sized():
+            self.np_plain = self._numpy_views()
+
+    def numpy_sized(self) -> bool:
+        """Whether every weight matrix is small enough for numpy's BLAS to stay on one thread: at
+        [512, 1024] OpenBLAS's product went multi-threaded (process CPU time 1.94x wall, so no
+        faster and at odds with the one-thread rule for small steps); at [384, 1024] it did not."""
+        return max(w.numel() for w in [self.whh[0], *self.wx[1:], self.wh]) <= NUMPY_MAX_MATRIX
+
+    def _numpy_views(self) -> dict:
+        H = self.H
+        pre = self.pre.numpy()
+        return {"layers": [(w.numpy(), None if b is None else b.numpy(), None if x is None else x.numpy(), h.numpy(),
+                            c.numpy()) for (w, b, x, h, c, *_rest) in self.plain],
+                "rows": self.table.numpy(), "pre": pre, "sig": pre[:, :3 * H], "i": pre[:, :H], "f": pre[:, H:2 * H],
+                "o": pre[:, 2 * H:3 * H], "g": pre[:, 3 * H:], "tmp": self.tmp.numpy(), "wh": self.wh.numpy(),
+                "bh": self.bh.numpy(), "logits": self.logits.numpy()}
 
     # -------------------------------------------------------------- state
     def set_state(self, state: tuple[Tensor, ...]) -> None:
@@ -379,6 +401,8 @@ class Stepper:
         self.steps += 1
         clamp = self.any_clamp and self.clamping
         if self.plain is not None and not clamp:
+            if self.np_plain is not None and isinstance(ids, int):
+                return self._lstm_step_np(ids, head_bias)
             return self._lstm_step(ids, head_bias)
         pre, cell = self.pre, self.cell
         for layer in range(self.L):
@@ -438,6 +462,34 @@ class Stepper:
             c.mul_(f).addcmul_(i, g)
             tanh(c, out=h).mul_(o)
         return addmm(self.bh if head_bias is None else head_bias, h, self.wh, out=self.logits)
+
+    def _lstm_step_np(self, i: int, head_bias: Tensor | None) -> Tensor:
+        """`_lstm_step` for one row on the CPU in numpy, on views of the same buffers (so the state,
+        get_state and the logits tensor are shared). sigmoid(x) = 0.5 + 0.5 tanh(x / 2): no exp
+        to overflow. Tested against the torch step."""
+        v = self.np_plain
+        pre, sig, ig, fg, og, g, tmp = v["pre"], v["sig"], v["i"], v["f"], v["o"], v["g"], v["tmp"]
+        mm, tanh, mul = np.matmul, np.tanh, np.multiply
+        for w, b, x, h, c in v["layers"]:
+            if b is None:  # layer 0: the table row is the bias of the recurrent product
+                mm(h, w, out=pre)
+                pre += v["rows"][i]
+            else:
+                mm(x, w, out=pre)
+                pre += b
+            mul(sig, 0.5, out=sig)
+            tanh(sig, out=sig)
+            sig *= 0.5
+            sig += 0.5
+            tanh(g, out=g)
+            c *= fg
+            c += mul(ig, g, out=tmp)
+            tanh(c, out=h)
+            h *= og
+        logits = v["logits"]
+        mm(h, v["wh"], out=logits)
+        logits += v["bh"] if head_bias is None else head_bias.numpy()
+        return self.logits
 
     def _gru_layer(self, layer: int, ids: Tensor | int, h: Tensor, clamp: bool) -> None:
         gi, gate = self.pre, self.gate
@@ -630,6 +682,7 @@ def _prepare(model, vocab: Vocab, prime_ids: Sequence[int] | np.ndarray, opts: S
     return prime, (opts.seed if opts.seed is not None else fresh_seed())
 
 
+NUMPY_MAX_MATRIX = 384 * 1024  # weight elements; see Stepper.numpy_sized
 SMALL_STEP_MACS = 4_000_000  # below this many multiply-adds per step, one CPU thread is fastest
 
 

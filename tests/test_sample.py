@@ -531,3 +531,23 @@ def test_cuda_graph_sampling_equals_the_eager_loop(tmp_path):
         st2 = S.Stepper(m, 2)
         e = S.BlockSampler(st2, first, 16, graph=False)
         torch.testing.assert_close(ids_graph, e.run(None))
+
+
+@pytest.mark.parametrize("layers", [1, 3])
+def test_numpy_step_equals_the_torch_step(layers):
+    """One row of a small LSTM on the CPU steps in numpy (int ids); tensor ids take the torch step.
+    Same logits and state, step after step, from the same buffers."""
+    m = _model("lstm", layers, H=24)
+    x = torch.randint(0, 11, (40,))
+    with torch.inference_mode():
+        a, b = Stepper(m, 1, temperature=0.7, unk_id=3), Stepper(m, 1, temperature=0.7, unk_id=3)
+        assert a.np_plain is not None
+        bias = torch.randn(1, 11)
+        for t in range(40):
+            hb = bias if t % 2 else None
+            got = a.step(int(x[t]), head_bias=hb).clone()
+            want = b.step(x[t:t + 1], head_bias=hb)
+            torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+        for s1, s2 in zip(a.get_state(), b.get_state()):
+            torch.testing.assert_close(s1, s2, atol=1e-5, rtol=1e-5)
+    assert Stepper(m, 2).np_plain is None and Stepper(_model("gru", 2), 1).np_plain is None
