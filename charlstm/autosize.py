@@ -275,12 +275,30 @@ SIZING_KEYS = frozenset({"cell", "num_layers", "hidden_size", "embed_dim", "drop
                          "lr", "min_lr", "warmup_steps", "schedule", "grad_accum", "weight_decay"})
 
 
-def wanted(flag: bool | None, budget_s: float | None, sizing_given: bool) -> bool:
-    """Whether `charlstm train` should autosize: --autosize/--no-autosize decide; by default, when
-    a time budget is given and nothing that sizes the model or its optimiser is."""
-    if flag is not None:
-        return flag
-    return budget_s is not None and not sizing_given
+def wanted(flag: bool | None, budget_s: float | None, overrides: Mapping[str, Any], preset: str | None = None,
+           file_values: Mapping[str, Any] | None = None, resume: bool = False, world_size: int = 1) -> bool:
+    """Whether `charlstm train` should autosize. --autosize/--no-autosize (flag) decide; by default
+    (None) it does when a time budget is given and nothing that sizes the model or its optimiser is
+    (no preset, config file or SIZING_KEYS option), in one process. Raises CharlstmError when
+    --autosize is combined with what it cannot honour."""
+    from charlstm.errors import CharlstmError
+
+    sizing_given = bool(preset or file_values) or any(overrides.get(k) is not None for k in SIZING_KEYS)
+    if flag is None:
+        # under torchrun a bare budget keeps the plain defaults, as before autosize existed
+        return budget_s is not None and not sizing_given and not resume and world_size == 1
+    if not flag:
+        return False
+    if budget_s is None:
+        raise CharlstmError("--autosize chooses a model for a time budget: add --time-budget (for example 5m)")
+    if preset or file_values:
+        raise CharlstmError("--autosize replaces --preset and --config: give one or the other")
+    if resume:
+        raise CharlstmError("--autosize starts a run; --resume continues one with the settings it was started with")
+    if world_size > 1:
+        # every process would time candidates on its own and could choose differently
+        raise CharlstmError("--autosize is for one process; under torchrun give --preset or size options")
+    return True
 
 
 def autosized_overrides(dataset: Any, budget_s: float, device: str | torch.device,

@@ -242,12 +242,11 @@ def test_autosize_refuses_an_existing_run_before_timing_anything(monkeypatch):
 
 
 def test_autosize_is_one_process_only(monkeypatch):
-    from charlstm.cli.train import _autosize_wanted
+    from charlstm.autosize import wanted
 
     monkeypatch.setenv("WORLD_SIZE", "2")
     make_dataset()
     assert_one_error(invoke("train", "toy", "--autosize", "--time-budget", "5s"), "for one process")
     # without the flag, a torchrun job with only a budget trains the defaults, as before autosize
-    assert _autosize_wanted(None, {"time_budget": 5.0}, None, {}, False) is False
-    monkeypatch.setenv("WORLD_SIZE", "1")
-    assert _autosize_wanted(None, {"time_budget": 5.0}, None, {}, False) is True
+    assert wanted(None, 5.0, {"time_budget": 5.0}, world_size=2) is False
+    assert wanted(None, 5.0, {"time_budget": 5.0}, world_size=1) is True

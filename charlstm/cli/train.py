@@ -94,6 +94,8 @@ def train_cmd(dataset: str, run_name: str | None, preset: str | None, config_fil
       charlstm train stdlib --run big --resume          # after Ctrl-C, a kill or a crash
       torchrun --nproc_per_node 4 -m charlstm -- train stdlib --preset large
     """
+    from charlstm import autosize as autosize_mod
+    from charlstm.distributed import from_env
     from charlstm.progress import rate
     from charlstm.train import load_run_configs, train
 
@@ -104,6 +106,7 @@ def train_cmd(dataset: str, run_name: str | None, preset: str | None, config_fil
     overrides["compile"] = compile_
     overrides["amp"] = amp
     file_values = _read_toml(config_file) if config_file else {}
+    data: Any = dataset  # a name or folder; autosize replaces it by the Dataset it opened
     if resume and (rdir / "config.json").exists():
         # Resuming starts from the run's own settings; anything given on top must stay compatible.
         import dataclasses
@@ -113,11 +116,13 @@ def train_cmd(dataset: str, run_name: str | None, preset: str | None, config_fil
         if preset:
             base = _merge(base, PRESETS[preset])
         mcfg, tcfg = build_configs(None, _merge(base, file_values), overrides)
-    elif _autosize_wanted(autosize, overrides, preset, file_values, resume):
-        mcfg, tcfg = build_configs(None, None, _autosized(dataset, rdir, overrides, force, quiet))
+    elif autosize_mod.wanted(autosize, overrides["time_budget"], overrides, preset, file_values, resume,
+                             from_env().world_size):
+        data, values = _autosized(dataset, rdir, overrides, force, quiet)
+        mcfg, tcfg = build_configs(None, None, values)
     else:
         mcfg, tcfg = build_configs(preset, file_values, overrides)
-    result = train(dataset, rdir, mcfg, tcfg, resume=resume, force=force, quiet=quiet)
+    result = train(data, rdir, mcfg, tcfg, resume=resume, force=force, quiet=quiet)
     if int(os.environ.get("RANK", "0")) != 0:
         return
     best = (f"best val {result.best_val_bpc:.4f} bpc at step {result.best_step}"
@@ -132,30 +137,10 @@ def train_cmd(dataset: str, run_name: str | None, preset: str | None, config_fil
                    f"{speed}; {best}; saved in {rdir}")
 
 
-def _autosize_wanted(flag: bool | None, overrides: dict[str, Any], preset: str | None,
-                     file_values: dict[str, Any], resume: bool) -> bool:
-    from charlstm import autosize
-
-    sizing_given = bool(preset or file_values) or any(overrides.get(k) is not None for k in autosize.SIZING_KEYS)
-    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
-    if flag is None and distributed:
-        return False  # under torchrun the default stays the plain defaults (see below)
-    if not autosize.wanted(flag, overrides["time_budget"], sizing_given):
-        return False
-    if overrides["time_budget"] is None:
-        raise CharlstmError("--autosize chooses a model for a time budget: add --time-budget (for example 5m)")
-    if preset or file_values:
-        raise CharlstmError("--autosize replaces --preset and --config: give one or the other")
-    if resume:
-        raise CharlstmError("--autosize starts a run; --resume continues one with the settings it was started with")
-    if distributed:
-        # every process would time candidates on its own and could choose differently
-        raise CharlstmError("--autosize is for one process; under torchrun give --preset or size options")
-    return True
-
-
-def _autosized(dataset: str, rdir: Path, overrides: dict[str, Any], force: bool, quiet: bool) -> dict[str, Any]:
-    """Overrides for the autosized run: checks the run folder first (so a refused run costs no timing)."""
+def _autosized(dataset: str, rdir: Path, overrides: dict[str, Any], force: bool, quiet: bool) -> tuple[Any, dict[str, Any]]:
+    """(the opened Dataset, the overrides of the autosized run). Checks the run folder first, so a
+    refused run costs no timing; the Dataset is handed on to train() so it is opened (and its
+    checksums verified) once."""
     from charlstm import autosize
     from charlstm.dataset import open_dataset
     from charlstm.distributed import from_env, resolve_device
@@ -169,7 +154,7 @@ def _autosized(dataset: str, rdir: Path, overrides: dict[str, Any], force: bool,
     values, p = autosize.autosized_overrides(ds, overrides["time_budget"], device, overrides)
     # the choice is a result, shown even with --quiet: it is what reproduces the run with explicit options
     click.echo(autosize.describe(values, values) + f" ({p.reason}; timing took {p.calibration_seconds:.1f}s)")
-    return values
+    return ds, values
 
 
 @click.command("runs")
