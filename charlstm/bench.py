@@ -51,6 +51,7 @@ from charlstm.config import PRESETS, ModelConfig, TrainConfig, build_configs
 from charlstm.dataset import Dataset, DatasetBuilder
 from charlstm.errors import CharlstmError
 from charlstm.model import CharRNN
+from charlstm.sample import cpu_busy
 
 BENCH_FORMAT = "charlstm-bench"
 BENCH_VERSION = 1
@@ -541,7 +542,7 @@ def format_report(r: dict[str, Any]) -> str:
              f"memory bandwidth {_si(m['memory_bandwidth'], 'B/s')}",
              f"encoding (charlstm data text, {e['mbytes']:.3g} MB of stdlib source): {e['mb_per_s']:.0f} MB/s, "
              f"peak RSS {e['peak_memory_mb']:.0f} MB", ""]
-    if d["type"] == "cpu" and d["threads"] > 1 and d["load_average"] > (d["cpu_count"] or 1) - 1:
+    if d["type"] == "cpu" and d["threads"] > 1 and cpu_busy(d["load_average"], d["cpu_count"]):
         # OpenMP threads wait on each other for whole scheduler slices when the cores are taken
         lines.insert(1, f"note: the machine is busy (load average {d['load_average']} on {d['cpu_count']} cores); "
                         "with several threads every number may be several times lower: try --threads 1")

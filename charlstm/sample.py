@@ -711,13 +711,16 @@ def step_threads(model, batch: int) -> int | None:
     return 1 if macs < SMALL_STEP_MACS or cpu_busy() else None
 
 
-def cpu_busy() -> bool:
-    """Whether other processes already keep (nearly) every core busy: 1-minute load average above
-    the number of cores minus one (this process's own share)."""
-    try:
-        return os.getloadavg()[0] > (os.cpu_count() or 1) - 1
-    except OSError:  # no load average on this platform
-        return False
+def cpu_busy(load: float | None = None, cores: int | None = None) -> bool:
+    """Whether other processes already keep (nearly) every core busy: the 1-minute load average
+    (`load`, default: now) above the number of cores (default: this machine's) minus one (this
+    process's own share)."""
+    if load is None:
+        try:
+            load = os.getloadavg()[0]
+        except OSError:  # no load average on this platform
+            return False
+    return load > (cores or os.cpu_count() or 1) - 1
 
 
 def generate(model, vocab: Vocab, prime_ids: Sequence[int] | np.ndarray, opts: SampleOptions,
