@@ -6,78 +6,43 @@
     m.generate("def ", num_samples=4, greedy=True)     # -> list of 4 strings, one batch
     m.score("def f(x):\\n    return x\\n")              # -> bits per character (float)
     m.generate("def ", clamp=["layer1.c:37=1.0"])     # steering: hold a unit while generating
-    t = m.trace("def f(x):\\n")                        # neuron traces (charlstm.trace.trace_text)
+    t = m.trace("def f(x):\\n")                        # neuron traces (charlstm.trace.trace_ids)
 
-The command line (`charlstm sample`, `charlstm eval`) is a thin layer over this module.
+Every text goes through charlstm.inputs (the one rule for <eot>, unknown characters and encodings),
+so the API and every command read the same text as the same ids. The command line (`charlstm
+sample`, `eval`, `trace`, `neurons`) loads models through `load` too.
+Owns: Model and load. Does not know: the command line.
 """
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable
 
 import numpy as np
 import torch
 
+from charlstm.checkpoint import load_model
 from charlstm.errors import CharlstmError
-from charlstm.sample import Clamp, Generation, SampleOptions, generate, parse_clamp
-from charlstm.score import CHUNK, ScoreResult, score_ids, split_ids
+from charlstm.inputs import encode, split_ids
+from charlstm.runtime import resolve_device
+from charlstm.sample import Generation, SampleOptions, generate
+from charlstm.score import CHUNK, ScoreResult, score_ids
+from charlstm.trace import Trace, trace_ids
+from charlstm.units import ClampSpec, clamps
 from charlstm.vocab import Vocab
-
-ClampSpec = str | Clamp | Iterable[str | Clamp] | Mapping[str, float] | None
-
-
-def resolve_device(device: str | torch.device = "cpu") -> torch.device:
-    """'auto' -> cuda if available, else mps, else cpu; refuses a device that is not there."""
-    d = str(device)
-    if d == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    try:
-        dev = torch.device(d)
-    except RuntimeError:
-        raise CharlstmError(f"unknown device '{d}'; choose auto, cpu, cuda, cuda:N or mps") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise CharlstmError(f"device '{d}' is not available here (no CUDA GPU); use --device cpu")
-    if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise CharlstmError(f"device '{d}' is not available here; use --device cpu")
-    return dev
 
 
 def load(run_or_path: str | os.PathLike, checkpoint: str = "best", device: str | torch.device = "cpu") -> "Model":
     """Load a run (a name under checkpoints/ or a run folder) -> Model.
 
     checkpoint: "best" (model.safetensors), "last" (last.safetensors) or a safetensors file path.
-    Tampered or truncated weights are refused (checksum) with a CharlstmError.
+    device: cpu, cuda, cuda:N, mps or auto. Tampered or truncated weights are refused (checksum)
+    with a CharlstmError.
     """
-    from charlstm.checkpoint import load_model
-
     dev = resolve_device(device)
     module, vocab, cfg = load_model(run_or_path, checkpoint=checkpoint, device=dev)
     return Model(module, vocab, cfg, path=Path(str(run_or_path)))
-
-
-def parse_clamps(clamp: ClampSpec, cell: str, num_layers: int, hidden_size: int) -> tuple[Clamp, ...]:
-    """Clamps given as a spec string, a Clamp, a list of those, or {"layer1.c:37": 1.0}."""
-    if clamp is None:
-        return ()
-    if isinstance(clamp, (str, Clamp)):
-        clamp = [clamp]
-    elif isinstance(clamp, Mapping):
-        clamp = [f"{k}={v}" for k, v in clamp.items()]
-    out = []
-    for c in clamp:
-        if isinstance(c, Clamp):
-            from charlstm.sample import check_clamp
-
-            check_clamp(c, cell, num_layers, hidden_size)
-            out.append(c)
-        else:
-            out.append(parse_clamp(str(c), cell, num_layers, hidden_size))
-    return tuple(out)
 
 
 class Model:
@@ -98,10 +63,9 @@ class Model:
 
     # -------------------------------------------------------------- text <-> ids
     def encode(self, text: str, unknown: str = "error") -> np.ndarray:
-        """Text -> ids [T] (unknown characters: "error" names them, "skip" or "replace" with <unk>)."""
-        if unknown not in ("error", "skip", "replace"):
-            raise CharlstmError(f"unknown-character policy must be error, skip or replace, got '{unknown}'")
-        return self.vocab.encode(text, unknown=unknown)
+        """Text -> ids [T] (charlstm.inputs.encode: a literal <eot> is the end-of-record symbol;
+        unknown characters: "error" names them, "skip" or "replace" with <unk>)."""
+        return encode(self.vocab, text, unknown)
 
     def decode(self, ids) -> str:
         return self.vocab.decode(ids)
@@ -116,15 +80,15 @@ class Model:
         stops = (stop,) if isinstance(stop, str) else tuple(stop or ())
         opts = SampleOptions(length=length, temperature=temperature, top_k=top_k, top_p=top_p, greedy=greedy,
                              num_samples=num_samples, seed=seed, stop=stops, stop_at_eot=stop_at_eot,
-                             clamp=parse_clamps(clamp, c.cell, c.num_layers, c.hidden_size), clamp_prime=clamp_prime)
+                             clamp=clamps(clamp, c.cell, c.num_layers, c.hidden_size), clamp_prime=clamp_prime)
         opts.validate()
         return opts
 
-    def generate_full(self, prime: str = "", *, unknown: str = "error",
-                      on_text: Callable[[str], None] | None = None, **kw) -> Generation:
+    def generate_full(self, prime: str = "", *, unknown: str = "error", on_text: Callable[[str], None] | None = None,
+                      threads: int | None | str = "auto", **kw) -> Generation:
         """Like `generate`, but returns the Generation: samples with ids and stop reasons, the seed."""
         opts = self.options(**kw)
-        return generate(self.module, self.vocab, self.encode(prime, unknown), opts, on_text=on_text)
+        return generate(self.module, self.vocab, self.encode(prime, unknown), opts, on_text=on_text, threads=threads)
 
     def generate(self, prime: str = "", length: int = 500, temperature: float = 1.0, top_k: int | None = None,
                  top_p: float | None = None, greedy: bool = False, num_samples: int = 1, seed: int | None = None,
@@ -149,6 +113,11 @@ class Model:
         return texts[0] if num_samples == 1 else texts
 
     # -------------------------------------------------------------- scoring
+    def split(self, name: str) -> np.ndarray:
+        """The ids of a split ("train", "val", "test") of the run's dataset (checked: same vocabulary,
+        checksum), as a read-only memmap."""
+        return split_ids(self.config, self.vocab, name)
+
     def evaluate(self, text: str | None = None, *, split: str | None = None, ids=None, unknown: str = "error",
                  per_char: bool = False, top: int = 0, chunk: int = CHUNK,
                  progress: Callable[[int], None] | None = None) -> ScoreResult:
@@ -160,7 +129,7 @@ class Model:
         if text is not None:
             ids = self.encode(text, unknown)
         elif split is not None:
-            ids = split_ids(self.config, self.vocab, split)
+            ids = self.split(split)
         r = score_ids(self.module, ids, top=top, per_char=per_char, chunk=chunk, progress=progress)
         r.units = self.vocab.units
         return r
@@ -171,8 +140,11 @@ class Model:
         return self.evaluate(text, unknown=unknown).bpc
 
     # -------------------------------------------------------------- tracing
-    def trace(self, text: str, **kw):
-        """Neuron traces of text: charlstm.trace.trace_text(self.module, self.vocab, text, **kw)."""
-        from charlstm.trace import trace_text
-
-        return trace_text(self.module, self.vocab, text, **kw)
+    def trace(self, text: str, *, unknown: str = "error", **kw) -> Trace:
+        """Neuron traces of text (charlstm.trace.trace_ids on self.encode(text); keyword arguments
+        layers, kinds, chunk, dtype, progress pass through)."""
+        ids = self.encode(text, unknown)
+        if len(ids) == 0:
+            raise CharlstmError("nothing to trace: the text is empty" if not text else
+                                "nothing to trace: every character was skipped as unknown")
+        return trace_ids(self.module, self.vocab, ids, **kw)

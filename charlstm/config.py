@@ -1,11 +1,15 @@
 """Typed configuration (model, training) and presets: the one home of defaults.
 
-Precedence when training: command-line options > a --config TOML file > the preset > these defaults.
+Owns: ModelConfig and TrainConfig with their defaults and checks, the presets, reading a --config
+TOML file, and merging the layers. Precedence when training: command-line options > a --config TOML
+file > the preset > these defaults. Does not know: datasets, devices or files other than the TOML.
 """
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+import os
+import tomllib
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from charlstm.errors import CharlstmError
@@ -127,3 +131,44 @@ def build_configs(preset: str | None = None, file_values: dict[str, Any] | None 
         key = k.replace("-", "_")
         _update(m if key in mnames else t, {key: v}, "model or train")
     return m, t
+
+
+def model_config(values: dict[str, Any]) -> ModelConfig:
+    """A ModelConfig from a dict (a run's config.json "model"), refusing settings it does not know."""
+    m = ModelConfig()
+    _update(m, values, "model")
+    return m
+
+
+def train_config(values: dict[str, Any]) -> TrainConfig:
+    """A TrainConfig from a dict (a run's config.json "train"); settings this version does not know
+    are ignored, so a run written by an older or newer charlstm still resumes."""
+    names = {f.name for f in dataclasses.fields(TrainConfig)}
+    t = TrainConfig()
+    _update(t, {k: v for k, v in values.items() if k in names}, "train")
+    return t
+
+
+def read_toml(path: str | os.PathLike) -> dict[str, Any]:
+    """A --config file: TOML with [model] and [train] sections."""
+    try:
+        with open(path, "rb") as f:
+            values = tomllib.load(f)
+    except OSError as e:
+        raise CharlstmError(f"cannot read config file {path}: {e.strerror}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise CharlstmError(f"config file {path} is not valid TOML: {e}") from None
+    for section, v in values.items():
+        if not isinstance(v, dict):
+            raise CharlstmError(f"config setting '{section}' must be inside a [model] or [train] section")
+    return values
+
+
+def merge(base: dict[str, dict[str, Any]], top: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Sections of `top` laid over those of `base` (a new dict; neither is changed)."""
+    out = {k: dict(v) for k, v in base.items()}
+    for section, values in top.items():
+        if not isinstance(values, dict):
+            raise CharlstmError(f"config setting '{section}' must be inside a [model] or [train] section")
+        out.setdefault(section, {}).update(values)
+    return out

@@ -19,12 +19,30 @@ from typing import Any
 import numpy as np
 
 from charlstm.errors import CharlstmError
-from charlstm.paths import resolve_dataset
 from charlstm.vocab import Vocab
 
 FORMAT = "charlstm-dataset"
 VERSION = 1
 SPLITS = ("train", "val", "test")
+
+
+def data_root() -> Path:
+    """Where datasets live: $CHARLSTM_DATA, else ./data."""
+    return Path(os.environ.get("CHARLSTM_DATA", "data"))
+
+
+def resolve_dataset(name_or_path: str | os.PathLike) -> Path:
+    """A dataset folder: an existing path containing meta.json, else data_root()/name."""
+    p = Path(name_or_path)
+    if (p / "meta.json").is_file():
+        return p
+    q = data_root() / str(name_or_path)
+    if (q / "meta.json").is_file():
+        return q
+    raise CharlstmError(
+        f"no dataset named '{name_or_path}' (looked in {p} and {q}); "
+        "create one with `charlstm data ...` or run `charlstm data list`"
+    )
 
 
 def sha256_file(path: Path, chunk: int = 1 << 22) -> str:
@@ -163,10 +181,8 @@ def symbol_counts(ds: Dataset, split: str = "train", chunk: int = 1 << 24) -> np
 
 
 def list_datasets(root: str | os.PathLike | None = None) -> list[Dataset | tuple[Path, str]]:
-    """Datasets under root (default paths.data_root()), sorted by name, opened without checksum
+    """Datasets under root (default data_root()), sorted by name, opened without checksum
     verification; a folder whose meta.json cannot be read appears as (path, error message)."""
-    from charlstm.paths import data_root
-
     base = Path(root) if root is not None else data_root()
     if not base.is_dir():
         return []

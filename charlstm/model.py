@@ -117,6 +117,17 @@ class CharRNN(nn.Module):
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
+    def layer_macs(self, layer: int) -> int:
+        """Multiply-adds of one step of one recurrent layer: G*H x (inputs + H)."""
+        c = self.cfg
+        return cells.GATE_COUNT[c.cell] * c.hidden_size * ((c.embed_dim if layer == 0 else c.hidden_size) + c.hidden_size)
+
+    def step_macs(self) -> int:
+        """Multiply-adds of one whole step of one row: every layer and the head (the embedding is a
+        row gather). What decides whether a CPU thread or several run a step fastest."""
+        return sum(self.layer_macs(layer) for layer in range(self.cfg.num_layers)) + \
+            self.cfg.hidden_size * self.cfg.vocab_size
+
 
 def detach_state(state: State) -> State:
     """Cut the graph between truncated-BPTT chunks while keeping the values."""

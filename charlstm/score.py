@@ -6,6 +6,9 @@ memory stays bounded by the chunk). Bits per character = total surprisal / symbo
 surprisal = -log2 p(symbol | text before it). Byte models score bytes (bits per byte). `<unk>` is
 scored like any symbol (so a text with many unknown characters scores optimistically; use
 unknown="error", the default, to be told about them).
+
+Owns: `score_ids` (exact scoring with the fused model), per-character records and their JSONL file.
+Does not know: where the ids came from (charlstm.inputs) or the command line.
 """
 from __future__ import annotations
 
@@ -13,13 +16,15 @@ import json
 import math
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 import torch
 
 from charlstm.errors import CharlstmError
+from charlstm.fileio import atomic_file
+from charlstm.inputs import encode
+from charlstm.runtime import cpu_busy, cpu_threads
 from charlstm.vocab import Vocab
 
 LN2 = math.log(2.0)
@@ -77,8 +82,6 @@ def score_ids(model, ids: np.ndarray | torch.Tensor, *, top: int = 0, per_char: 
     top_probs = np.empty((n, k), np.float32) if keep and k else None
     total = 0.0
     state = None
-    from charlstm.sample import cpu_busy, cpu_threads
-
     # On a busy CPU, OpenMP threads stall each other: one thread is several times faster there.
     with cpu_threads(1 if dev.type == "cpu" and cpu_busy() else None), torch.inference_mode():
         for s in range(0, n, chunk):
@@ -104,48 +107,12 @@ def score_ids(model, ids: np.ndarray | torch.Tensor, *, top: int = 0, per_char: 
 
 
 def score_text(model, vocab: Vocab, text: str, *, unknown: str = "error", **kw) -> ScoreResult:
-    """Encode text with the model's vocabulary (unknown characters: error | skip | replace) and
-    score it (see score_ids)."""
-    ids = vocab.encode(text, unknown=unknown)
+    """Encode text by charlstm.inputs' rule (unknown characters: error | skip | replace; a literal
+    <eot> is the end-of-record symbol) and score it (see score_ids)."""
+    ids = encode(vocab, text, unknown)
     r = score_ids(model, ids, **kw)
     r.units = vocab.units
     return r
-
-
-def split_ids(run_config: dict[str, Any], vocab: Vocab, split: str,
-              instead: str = "score a file: charlstm eval RUN FILE") -> np.ndarray:
-    """The ids [T] of a split of the run's dataset (config.json "dataset": path, then name), as a
-    read-only memmap. Raises CharlstmError if the dataset is gone or no longer has the run's
-    vocabulary."""
-    from charlstm.dataset import open_dataset
-
-    info = run_config.get("dataset") or {}
-    ds = None
-    for where in (info.get("path"), info.get("name")):
-        if where:
-            try:
-                ds = open_dataset(where, verify=False)
-                break
-            except CharlstmError:
-                continue
-    if ds is None:
-        raise CharlstmError(f"the run's dataset '{info.get('name', '?')}' is not found (path '{info.get('path', '')}'); "
-                            f"rebuild it with `charlstm data ...` or {instead}")
-    if ds.vocab.symbols != vocab.symbols or ds.vocab.units != vocab.units:
-        raise CharlstmError(f"dataset '{ds.name}' no longer has the run's vocabulary (it was rebuilt); {instead}")
-    if split not in ds.meta["splits"]:
-        ds.split(split)  # raises: names the splits there are
-    # Check only the split being scored (a train split can be gigabytes).
-    from charlstm.dataset import sha256_file
-
-    info = ds.meta["splits"][split]
-    f = ds.path / info["file"]
-    size = f.stat().st_size if f.is_file() else -1
-    if size != info["tokens"] * np.dtype(ds.meta["dtype"]).itemsize or sha256_file(f) != info["sha256"]:
-        raise CharlstmError(f"dataset '{ds.name}': {f.name} is missing, truncated or corrupted (checksum); "
-                            "rebuild it with `charlstm data ... --force`")
-    ids = ds.split(split)
-    return ids
 
 
 def per_char_records(result: ScoreResult, vocab: Vocab):
@@ -164,22 +131,11 @@ def per_char_records(result: ScoreResult, vocab: Vocab):
 
 
 def write_per_char_jsonl(path: str | os.PathLike, result: ScoreResult, vocab: Vocab) -> int:
-    """Write per_char_records as JSONL -> number of lines. Streams into a temporary file beside
-    `path`, renamed into place at the end, so a failure never leaves half a file."""
-    import tempfile
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    """Write per_char_records as JSONL -> number of lines, atomically (charlstm.fileio): a failure
+    never leaves half a file."""
     n = 0
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            for rec in per_char_records(result, vocab):
-                f.write(json.dumps(rec, ensure_ascii=False) + "\n")
-                n += 1
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; this is an ordinary output file
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_file(path, "w", encoding="utf-8") as f:
+        for rec in per_char_records(result, vocab):
+            f.write(json.dumps(rec, ensure_ascii=False) + "\n")
+            n += 1
     return n

@@ -46,6 +46,23 @@ def _bytes_to_unicode() -> dict[int, str]:
     return dict(zip(bs, map(chr, cs)))
 
 
+UNKNOWN_POLICIES = ("error", "skip", "replace")
+
+
+def check_policy(unknown: str) -> None:
+    """The unknown-character policy is one of UNKNOWN_POLICIES (else a CharlstmError)."""
+    if unknown not in UNKNOWN_POLICIES:
+        raise CharlstmError(f"unknown-character policy must be error, skip or replace, got '{unknown}'")
+
+
+def unknown_error(first: list[tuple[str, int]], total: int) -> CharlstmError:
+    """The one error for unknown characters: the first few (character, position) and the count."""
+    shown = ", ".join(f"{c!r} at {p}" for c, p in first[:5])
+    more = f" and {total - len(first[:5])} more" if total > len(first[:5]) else ""
+    return CharlstmError(f"{total} character(s) not in the model's vocabulary: {shown}{more}; "
+                         "use --unknown skip or --unknown replace")
+
+
 @dataclass
 class Vocab:
     """A character or byte vocabulary.
@@ -106,8 +123,10 @@ class Vocab:
         """Text -> ids, shape [len] int64 (characters for char units, UTF-8 bytes for byte units).
 
         unknown: what to do with characters not in a char vocabulary: "replace" with <unk>, "skip"
-        them, or "error" (raises CharlstmError naming the characters and their positions).
+        them, or "error" (raises CharlstmError naming the characters and their positions). The
+        literal text "<eot>" is five characters here; charlstm.inputs reads it as the boundary.
         """
+        check_policy(unknown)
         if self.units == "byte":
             return np.frombuffer(text.encode("utf-8", errors="surrogateescape"), dtype=np.uint8).astype(np.int64)
         cps = np.frombuffer(text.encode("utf-32-le", errors="surrogatepass"), dtype=np.uint32)
@@ -116,17 +135,19 @@ class Vocab:
         if missing.any():
             if unknown == "error":
                 pos = np.flatnonzero(missing)
-                shown = ", ".join(f"{text[p]!r} at {p}" for p in pos[:5])
-                more = f" and {len(pos) - 5} more" if len(pos) > 5 else ""
-                raise CharlstmError(
-                    f"{len(pos)} character(s) not in the model's vocabulary: {shown}{more}; "
-                    "use --unknown skip or --unknown replace"
-                )
+                raise unknown_error([(text[p], int(p)) for p in pos[:5]], len(pos))
             if unknown == "skip":
                 ids = ids[~missing]
             else:
                 ids[missing] = self.unk_id
         return ids
+
+    def missing(self, text: str) -> np.ndarray:
+        """Positions [k] int64 of the characters of text that a char vocabulary lacks ([] for bytes)."""
+        if self.units == "byte" or not text:
+            return np.zeros(0, dtype=np.int64)
+        cps = np.frombuffer(text.encode("utf-32-le", errors="surrogatepass"), dtype=np.uint32)
+        return np.flatnonzero(self._lookup()[cps] < 0)
 
     def unknown_chars(self, text: str) -> list[str]:
         """Distinct characters of text that this vocabulary lacks (always [] for byte units)."""
@@ -179,11 +200,15 @@ class Vocab:
         Path(path).write_text(self.to_json(), encoding="utf-8")
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "Vocab":
+    def load(cls, path: str | os.PathLike, owner: str = "dataset") -> "Vocab":
+        """Read a tokenizer.json; owner ("dataset" or "run") names whose copy it is in errors."""
+        fix = "rebuild the dataset" if owner == "dataset" else "the run's copy is damaged: retrain it, or copy the dataset's tokenizer.json over it"
         try:
             return cls.from_json(Path(path).read_text(encoding="utf-8"))
         except OSError as e:
-            raise CharlstmError(f"cannot read vocabulary {path}: {e.strerror}; rebuild the dataset") from None
+            raise CharlstmError(f"cannot read vocabulary {path}: {e.strerror}; {fix}") from None
+        except CharlstmError as e:
+            raise CharlstmError(f"{path}: {e}; {fix}") from None
 
     @classmethod
     def from_json(cls, text: str) -> "Vocab":
@@ -192,11 +217,13 @@ class Vocab:
             data = json.loads(text)
             vocab: dict[str, int] = data["model"]["vocab"]
             pre = data.get("pre_tokenizer") or {}
-        except (ValueError, KeyError, TypeError) as e:
-            raise CharlstmError(f"invalid tokenizer.json ({e}); rebuild the dataset") from None
-        symbols = [""] * len(vocab)
-        for s, i in vocab.items():
-            symbols[i] = s
+            symbols = [""] * len(vocab)
+            for s, i in vocab.items():
+                symbols[i] = s
+        except (ValueError, KeyError, TypeError, IndexError, AttributeError) as e:
+            raise CharlstmError(f"invalid tokenizer.json ({type(e).__name__}: {e})") from None
+        if any(not s for s in symbols):
+            raise CharlstmError("invalid tokenizer.json (its ids are not 0..n-1)")
         units: Units = "byte" if pre.get("type") == "Sequence" else "char"
         return cls(units=units, symbols=symbols, eot_id=vocab.get(EOT),
                    unk_id=vocab.get(UNK) if units == "char" else None)

@@ -14,7 +14,7 @@ change of load on the machine does not always favour the same side):
   for `--budget` seconds of training. Its weights are then loaded into a charlstm CharRNN (same
   parameter names) and scored by charlstm's exact evaluator on the whole validation split (the
   scoring is not counted in its budget).
-- charlstm: `charlstm.autosize.plan()` then `charlstm.train.train()`, all within `--budget` seconds
+- charlstm: `charlstm.train.autosize.plan()` then `charlstm.train.train()`, all within `--budget` seconds
   of wall clock: the calibration, the training and the final exact evaluation. This is what
   `charlstm train DATASET --time-budget 5m` does with no size options.
 
@@ -41,12 +41,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from charlstm import autosize
-from charlstm.batches import EvalStreams, TrainStreams
+from charlstm.train import autosize
+from charlstm.train.batches import EvalStreams, TrainStreams
 from charlstm.config import ModelConfig, build_configs
 from charlstm.dataset import Dataset, open_dataset
 from charlstm.model import CharRNN
-from charlstm.train import EVAL_MIN_STREAM, EVAL_STREAMS, LN2, score_nats, train
+from charlstm.train import train
+from charlstm.train.validate import EVAL_MIN_STREAM, EVAL_STREAMS, LN2, score_nats
 
 BASELINE = {"num_layers": 2, "hidden_size": 256, "embed_dim": 64, "batch_size": 32, "seq_len": 100,
             "lr": 2e-3, "min_lr": 1e-4, "grad_clip": 1.0}

@@ -27,7 +27,8 @@ import numpy as np
 import torch
 
 from charlstm import cells
-from charlstm.checkpoint import BEST, save_model, write_run_config
+from charlstm.checkpoint import save_model
+from charlstm.runs import BEST, write_config
 from charlstm.config import ModelConfig, TrainConfig
 from charlstm.model import CharRNN
 from charlstm.trace import trace_ids
@@ -78,7 +79,7 @@ def make_run(root: Path, layers: int, hidden: int) -> Path:
     torch.manual_seed(0)
     mcfg = ModelConfig(cell="lstm", vocab_size=vocab.size, embed_dim=16, hidden_size=hidden, num_layers=layers)
     path = root / "run"
-    write_run_config(path, mcfg, TrainConfig(), {"name": "bench", "path": "", "meta": {}}, vocab)
+    write_config(path, mcfg, TrainConfig(), {"name": "bench", "path": "", "meta": {}}, vocab.to_json())
     save_model(path / BEST, CharRNN(mcfg).eval(), {"step": 0, "val_bpc": None})
     return path
 

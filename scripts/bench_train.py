@@ -27,7 +27,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from charlstm.batches import TrainStreams
+from charlstm.train.batches import TrainStreams
 from charlstm.config import build_configs
 from charlstm.dataset import DatasetBuilder, open_dataset
 from charlstm.model import CharRNN, detach_state
@@ -109,7 +109,7 @@ def overhead(ds, mcfg, tcfg, steps: int = 5) -> dict[str, float]:
     (every log_every steps) the in-memory snapshot, one host read, and a metrics line."""
     import json as _json
 
-    from charlstm.trainer_state import Snapshot
+    from charlstm.train.state import Snapshot
 
     torch.manual_seed(0)
     model = CharRNN(mcfg)

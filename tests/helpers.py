@@ -6,7 +6,8 @@ from pathlib import Path
 
 import torch
 
-from charlstm.checkpoint import BEST, save_model, write_run_config
+from charlstm.checkpoint import save_model
+from charlstm.runs import BEST, write_config
 from charlstm.config import ModelConfig, TrainConfig
 from charlstm.model import CharRNN
 from charlstm.vocab import Vocab
@@ -22,6 +23,6 @@ def make_run(root: Path, name: str = "tiny", cell: str = "lstm", text: str = TEX
     mcfg = ModelConfig(cell=cell, vocab_size=vocab.size, embed_dim=8, hidden_size=hidden, num_layers=layers)
     model = CharRNN(mcfg).eval()
     path = Path(root) / name
-    write_run_config(path, mcfg, TrainConfig(), {"name": "synthetic-test", "path": "", "meta": {}}, vocab)
+    write_config(path, mcfg, TrainConfig(), {"name": "synthetic-test", "path": "", "meta": {}}, vocab.to_json())
     save_model(path / BEST, model, {"step": 0, "val_bpc": None})
     return path, model, vocab

@@ -1,16 +1,16 @@
 """The Python API: charlstm.load(run) -> Model with generate / score / evaluate / trace."""
 from __future__ import annotations
 
-import sys
-import types
 
 import pytest
 import torch
 
 import charlstm
 from charlstm import sample as S
-from charlstm.api import Model, resolve_device
-from charlstm.checkpoint import LAST, save_tensors
+from charlstm.api import Model
+from charlstm.checkpoint import save_tensors
+from charlstm.runs import LAST
+from charlstm.runtime import cpu_threads, resolve_device
 from charlstm.errors import CharlstmError
 from charlstm.score import score_text
 
@@ -19,7 +19,7 @@ from helpers import TEXT, make_run
 
 @pytest.fixture(autouse=True)
 def _one_thread():
-    with S.cpu_threads(1):
+    with cpu_threads(1):
         yield
 
 
@@ -95,13 +95,15 @@ def test_score_and_evaluate(run):
 
 
 def test_trace_delegates_to_charlstm_trace(run, monkeypatch):
+    import charlstm.api as api
+
     calls = []
-    fake = types.ModuleType("charlstm.trace")
-    fake.trace_text = lambda model, vocab, text, **kw: calls.append((model, vocab, text, kw)) or "TRACE"
-    monkeypatch.setitem(sys.modules, "charlstm.trace", fake)
+    monkeypatch.setattr(api, "trace_ids", lambda model, vocab, ids, **kw: calls.append((model, vocab, ids, kw)) or "TRACE")
     m = charlstm.load("tiny")
     assert m.trace("def f", layers=[1]) == "TRACE"
-    assert calls == [(m.module, m.vocab, "def f", {"layers": [1]})]
+    (model, vocab, ids, kw), = calls
+    assert (model, vocab, kw) == (m.module, m.vocab, {"layers": [1]})
+    assert ids.tolist() == m.encode("def f").tolist()
 
 
 def test_last_checkpoint(run):

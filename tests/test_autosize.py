@@ -1,4 +1,4 @@
-"""charlstm.autosize: the rule is deterministic given measured rates, monotonic in the budget, keeps
+"""charlstm.train.autosize: the rule is deterministic given measured rates, monotonic in the budget, keeps
 the calibration inside the budget, and its output is a valid configuration the trainer accepts."""
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
-from charlstm import autosize
-from charlstm.autosize import Candidate, choose, plan
+from charlstm.train import autosize
+from charlstm.train.autosize import Candidate, choose, plan
 from charlstm.config import build_configs
 from charlstm.model import CharRNN
 from charlstm.train import train

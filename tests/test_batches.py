@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from charlstm.batches import IGNORE, EvalStreams, TrainStreams, fit_batch_size
+from charlstm.train.batches import IGNORE, EvalStreams, TrainStreams, fit_batch_size
 from charlstm.errors import CharlstmError
 
 

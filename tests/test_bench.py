@@ -105,7 +105,7 @@ def test_unknown_preset_and_missing_gpu_are_clear_errors():
         bench.run_bench(bench.BenchOptions(**{**TINY, "presets": ["huge"]}))
     if not torch.cuda.is_available():
         with pytest.raises(CharlstmError, match="no CUDA GPU"):
-            bench.resolve_device("cuda")
+            bench.run_bench(bench.BenchOptions(**{**TINY, "device": "cuda"}))
 
 
 def test_cli_prints_the_tables_and_writes_json(tmp_path, monkeypatch):

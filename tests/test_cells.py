@@ -7,7 +7,8 @@ import torch
 from charlstm import cells
 from charlstm.config import ModelConfig
 from charlstm.model import CharRNN
-from charlstm.trace import GATES, trace_ids
+from charlstm.trace import trace_ids
+from charlstm.units import SATURATION_GATES as GATES
 
 CELLS = ["lstm", "peephole", "gru", "rnn"]
 

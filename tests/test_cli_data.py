@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from charlstm.cli import main
 from charlstm.dataset import open_dataset
-from charlstm.paths import data_root
+from charlstm.dataset import data_root
 
 
 def run(*args: str, ok: bool = True):

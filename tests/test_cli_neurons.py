@@ -8,7 +8,8 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from charlstm.checkpoint import BEST, save_model, write_run_config
+from charlstm.checkpoint import save_model
+from charlstm.runs import BEST, write_config
 from charlstm.cli import main
 from charlstm.config import ModelConfig, TrainConfig
 from charlstm.model import CharRNN
@@ -67,7 +68,7 @@ def test_find_on_a_split_of_the_runs_dataset(tmp_path):
     torch.manual_seed(0)
     mcfg = ModelConfig(vocab_size=ds.vocab.size, embed_dim=4, hidden_size=6, num_layers=1)
     path = tmp_path / "checkpoints" / "count"
-    write_run_config(path, mcfg, TrainConfig(), {"name": ds.name, "path": str(ds.path), "meta": ds.meta}, ds.vocab)
+    write_config(path, mcfg, TrainConfig(), {"name": ds.name, "path": str(ds.path), "meta": ds.meta}, ds.vocab.to_json())
     save_model(path / BEST, CharRNN(mcfg), {"step": 0})
     res = _ok(["neurons", "find", "count", "--feature", "count:a-b", "--split", "val", "--limit", "60"])
     assert "on 60 characters of split val of counting (truncated: --limit)" in res.output
@@ -96,10 +97,10 @@ def test_unknown_feature_lists_the_known_ones(run):
 
 
 def test_bad_unit_spec(run):
-    _error(["neurons", "ablate", run, "--unit", "layer1-c-3", "--feature", "string", "--text", TEXT], "bad unit")
-    _error(["neurons", "ablate", run, "--unit", "layer1.c:99", "--feature", "string", "--text", TEXT], "out of range")
+    _error(["neurons", "ablate", run, "--unit", "layer1-c-3", "--feature", "string", "--text", TEXT], "cannot read unit 'layer1-c-3'")
+    _error(["neurons", "ablate", run, "--unit", "layer1.c:99", "--feature", "string", "--text", TEXT], "unit 99 does not exist")
     _error(["neurons", "ablate", run, "--unit", "layer1.z:1", "--feature", "string", "--text", TEXT],
-           "unknown trace 'layer1.z'")
+           "a lstm cell has no kind 'z'")
 
 
 def test_missing_run():
@@ -113,7 +114,7 @@ def test_empty_text_and_missing_sources(run, tmp_path):
     _error(["neurons", "find", run, "--text", "abc"], "give either --feature NAME or --regex PATTERN")
     _error(["neurons", "find", run, "--feature", "string", "--file", str(tmp_path / "missing.py")], "no such file")
     _error(["neurons", "find", run, "--feature", "string", "--text", "def ~~"], "not in the model's vocabulary")
-    _error(["neurons", "find", run, "--feature", "string", "--split", "val"], "no dataset named")
+    _error(["neurons", "find", run, "--feature", "string", "--split", "val"], "is not found")
 
 
 def test_constant_feature(run):

@@ -7,17 +7,18 @@ import pytest
 from click.testing import CliRunner
 
 import charlstm
-from charlstm import sample as S
 from charlstm.cli import main
 from charlstm.dataset import DatasetBuilder
-from charlstm.checkpoint import read_run_config, atomic_write_json
+from charlstm.fileio import atomic_write_json
+from charlstm.runs import open_run
+from charlstm.runtime import cpu_threads
 
 from helpers import TEXT, make_run
 
 
 @pytest.fixture(autouse=True)
 def _one_thread():
-    with S.cpu_threads(1):
+    with cpu_threads(1):
         yield
 
 
@@ -113,7 +114,7 @@ def test_byte_model_sample(tmp_path):
     (["-N", "0"], "num-samples"),
     (["--prime-file", "/nonexistent/p.txt"], "cannot read prime file /nonexistent/p.txt"),
     (["--clamp", "layer9.c:1=1"], "layer 9 does not exist"),
-    (["--clamp", "layer1.q:1=1"], "a lstm cell has no 'q'"),
+    (["--clamp", "layer1.q:1=1"], "a lstm cell has no kind 'q'"),
     (["--clamp", "layer1.c:99=1"], "unit 99 does not exist"),
     (["--clamp", "c37"], "cannot read clamp 'c37'"),
     (["--prime", "déf"], "'é' at 1"),
@@ -173,7 +174,7 @@ def test_eval_split(run, tmp_path):
         b.write_split("train", vocab.encode(TEXT).astype(vocab.dtype))
         b.write_split("val", vocab.encode(TEXT[:30]).astype(vocab.dtype))
         b.commit(vocab, {"records": False, "source": {"kind": "test"}, "options": {}, "stats": {}})
-    _, cfg = read_run_config(path)
+    _, cfg = open_run(path)
     cfg["dataset"] = {"name": "ds", "path": str(out), "meta": {}}
     atomic_write_json(path / "config.json", cfg)
     m = charlstm.load("tiny")

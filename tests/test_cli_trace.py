@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from charlstm.checkpoint import atomic_write_json
+from charlstm.fileio import atomic_write_json
 from charlstm.cli import main
 from charlstm.dataset import DatasetBuilder
 from helpers import TEXT, make_run
@@ -124,7 +124,7 @@ def test_unknown_policies(run, tmp_path):
     (["--text", "a", "--show", "layer0.c:1", "--layers", "1"], ["--layers"]),
     ([], ["exactly one of --text, --file or --split"]),
     (["--text", "a", "--split", "val"], ["exactly one"]),
-    (["--file", "/nonexistent/x.txt"], ["does not exist"]),
+    (["--file", "/nonexistent/x.txt"], ["no such file"]),
     (["--text", "a", "--limit", "0"], ["--limit"]),
     (["--text", "a", "--format", "lstmvis"], ["-o FOLDER"]),
     (["--text", "a", "--checkpoint", "last"], ["missing"]),
@@ -166,5 +166,7 @@ def test_byte_units(tmp_path):
     r = _invoke(path, "--text", "añ\n<eot>", "-o", tmp_path / "b.npz", "--html", tmp_path / "b.html", "--show", "layer0.h:1")
     assert r.exit_code == 0, r.output
     z = np.load(tmp_path / "b.npz")
-    assert z["ids"].tolist() == list("añ\n<eot>".encode()) and z["chars"].tolist() == z["ids"].tolist()
+    # a literal <eot> in a text is the end-of-record symbol (charlstm.inputs), stored as U+0003 in chars
+    assert z["ids"].tolist() == list("añ\n".encode()) + [vocab.eot_id]
+    assert z["chars"].tolist() == list("añ\n".encode()) + [3]
     assert "\\xc3" in r.stdout  # a lone UTF-8 byte is spelled out, not printed raw

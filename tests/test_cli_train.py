@@ -135,7 +135,7 @@ def test_existing_run_incompatible_resume_and_corrupt_dataset_change_nothing(tmp
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message shown when CUDA is absent")
 def test_cuda_asked_for_but_absent():
     make_dataset()
-    assert_one_error(invoke("train", "toy", "--device", "cuda"), "--device cuda", "no CUDA")
+    assert_one_error(invoke("train", "toy", "--device", "cuda"), "device 'cuda' is not available", "no CUDA")
     assert not (ckpt() / "toy").exists()
 
 
@@ -188,7 +188,7 @@ def _run_config(name: str = "toy") -> dict:
 
 
 def test_time_budget_alone_autosizes_the_model_and_its_schedule(monkeypatch):
-    from charlstm import autosize
+    from charlstm.train import autosize
 
     monkeypatch.setattr(autosize, "LADDER", ((1, 8), (1, 16)))  # keep the timing of candidates short
     make_dataset()
@@ -204,7 +204,7 @@ def test_time_budget_alone_autosizes_the_model_and_its_schedule(monkeypatch):
 
 
 def test_explicit_sizes_turn_autosize_off_unless_asked_and_then_still_win(monkeypatch):
-    from charlstm import autosize
+    from charlstm.train import autosize
 
     monkeypatch.setattr(autosize, "LADDER", ((1, 8), (1, 16)))
     make_dataset()
@@ -242,7 +242,7 @@ def test_autosize_refuses_an_existing_run_before_timing_anything(monkeypatch):
 
 
 def test_autosize_is_one_process_only(monkeypatch):
-    from charlstm.autosize import wanted
+    from charlstm.train.autosize import wanted
 
     monkeypatch.setenv("WORLD_SIZE", "2")
     make_dataset()

@@ -11,7 +11,7 @@ from charlstm.corpora import code as code_mod
 from charlstm.corpora.build import EncodeOptions
 from charlstm.corpora.code import parse_exts, url_name, write_code
 from charlstm.errors import CharlstmError
-from charlstm.paths import data_root
+from charlstm.dataset import data_root
 
 FILES = {
     "src/main.py": "def main():\n    print('héllo 😀')\n",

@@ -9,7 +9,7 @@ from charlstm.corpora import files, text as text_mod
 from charlstm.corpora.build import EncodeOptions
 from charlstm.corpora.text import write_text
 from charlstm.errors import CharlstmError
-from charlstm.paths import data_root
+from charlstm.dataset import data_root
 
 NO_VAL = EncodeOptions(val_frac=0)
 

@@ -10,7 +10,7 @@ import pytest
 from charlstm.corpora.build import EncodeOptions
 from charlstm.corpora.tweets import clean_tweets, read_rows, write_tweets
 from charlstm.errors import CharlstmError
-from charlstm.paths import data_root
+from charlstm.dataset import data_root
 
 # Invented tweets in the layout of Kaggle's "clinton-trump-tweets" CSV.
 HEADER = ["id", "handle", "text", "is_retweet", "original_author", "time", "in_reply_to_screen_name",

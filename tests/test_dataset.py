@@ -9,7 +9,7 @@ import pytest
 
 from charlstm.dataset import DatasetBuilder, list_datasets, open_dataset, symbol_counts
 from charlstm.errors import CharlstmError
-from charlstm.paths import data_root
+from charlstm.dataset import data_root
 from charlstm.vocab import Vocab
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from charlstm import distributed as D
+from charlstm.train import distributed as D
 from charlstm.checkpoint import load_tensors
 from charlstm.config import ModelConfig, TrainConfig
 from charlstm.train import train
@@ -88,4 +88,4 @@ def test_distributed_is_a_no_op_in_one_process(monkeypatch):
     t = torch.ones(3)
     assert torch.equal(D.all_reduce_sum(t, info), torch.ones(3))
     assert torch.equal(D.gather_cat(t, info), t)
-    assert D.resolve_device("cpu", info) == torch.device("cpu")
+    assert D.check_device(torch.device("cpu"), info) == torch.device("cpu")

@@ -13,7 +13,9 @@ from charlstm.config import ModelConfig
 from charlstm.experiments import EXPERIMENTS, run_experiment
 from charlstm.experiments.common import ExperimentResult, FoundUnit, greedy_complete, record_ids
 from charlstm.experiments.copy import held_out_strings
-from charlstm.experiments.report import Check, Report, colours, text_png, unit_rows_html
+from charlstm.experiments.report import Check, Report
+from charlstm.viz.colors import colours, unit_rows_html
+from charlstm.viz.plots import text_png
 from charlstm.experiments.selective import primes
 from charlstm.model import CharRNN
 from charlstm.vocab import Vocab

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from charlstm.errors import CharlstmError
-from charlstm.features import FEATURES, PARAMETERISED, Feature, compute, feature_help, get_feature, to_symbols
+from charlstm.neurons.features import FEATURES, PARAMETERISED, Feature, compute, feature_help, get_feature, to_symbols
 
 
 def bits(name: str, text) -> str:

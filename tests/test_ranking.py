@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from charlstm.errors import CharlstmError
-from charlstm.ranking import (
-    UnitScore, auroc_columns, auroc_columns_slow, gate_saturation, infer_kind, is_gate, l1_probe,
-    parse_clamp_spec, parse_unit_spec, pearson_columns, pearson_columns_slow, rank_units, unit_overview,
+from charlstm.neurons.ranking import (
+    UnitScore, auroc_columns, auroc_columns_slow, infer_kind, pearson_columns, pearson_columns_slow, rank_units,
+    unit_overview,
 )
 
 
@@ -147,75 +147,9 @@ def test_rank_units_errors(traces, values, kwargs, message):
         rank_units(traces, values, **kwargs)
 
 
-# ---- L1 probe --------------------------------------------------------------------------------------------
-
-
-def probe_data(seed: int, t: int = 3000, units: int = 200):
-    """200 random units in two traces; two of them (one per trace) drive the feature together."""
-    rng = np.random.default_rng(seed)
-    traces = {"layer0.h": rng.normal(size=(t, units // 2)).astype(np.float32),
-              "layer1.c": rng.normal(size=(t, units // 2)).astype(np.float32)}
-    traces["layer1.c"][:, 7] = 0.0
-    a = traces["layer0.h"][:, 17].astype(np.float64)
-    b = traces["layer1.c"][:, 42].astype(np.float64)
-    return rng, traces, a, b
-
-
-def test_l1_probe_recovers_two_planted_units_binary():
-    rng, traces, a, b = probe_data(0)
-    feature = (a - b + 0.3 * rng.normal(size=len(a)) > 0).astype(np.float32)
-    res = l1_probe(traces, feature, "binary", max_units=10)
-    assert sorted(u.name for u in res.units) == ["layer0.h:17", "layer1.c:42"]
-    weights = {u.name: u.weight for u in res.units}
-    assert weights["layer0.h:17"] > 1 and weights["layer1.c:42"] < -1  # signs of the planted rule
-    assert res.kind == "binary" and res.n_train + res.n_test == 3000 and res.n_test == 600
-    assert res.heldout["accuracy"] > 0.9 > res.heldout["baseline"] and res.heldout["auroc"] > 0.97
-    assert res.metric == res.heldout["accuracy"] and res.path[0][0] <= 2
-
-
-def test_l1_probe_recovers_two_planted_units_continuous():
-    rng, traces, a, b = probe_data(1)
-    feature = (5 + 2 * a + b + 0.2 * rng.normal(size=len(a))).astype(np.float32)
-    res = l1_probe(traces, feature, "continuous")
-    assert [u.name for u in res.units] == ["layer0.h:17", "layer1.c:42"]  # largest |weight| first
-    assert res.heldout["r2"] > 0.98 and res.heldout["r"] > 0.99 and res.train_explained > 0.98
-    ratio = res.units[0].weight / res.units[1].weight
-    assert ratio == pytest.approx(2.0, rel=0.05)  # the refit undoes the L1 shrinkage
-
-
-def test_l1_probe_with_c_and_limits():
-    rng, traces, a, b = probe_data(2, t=1500)
-    feature = (a + b + 0.2 * rng.normal(size=len(a))).astype(np.float32)
-    assert len(l1_probe(traces, feature, C=0.02).units) == 2  # strong penalty: just the planted pair
-    res = l1_probe(traces, feature, C=0.3, max_units=3)  # weak penalty: many units, cut to 3
-    assert len(res.units) == 3 and {"layer0.h:17", "layer1.c:42"} <= {u.name for u in res.units}
-    single = l1_probe(traces, feature, max_units=1)
-    assert len(single.units) == 1 and single.units[0].name in ("layer0.h:17", "layer1.c:42")
-    none_held = l1_probe(traces, feature, holdout=0.0)
-    assert none_held.heldout == {} and none_held.n_test == 0
-    with pytest.raises(CharlstmError, match="max_units"):
-        l1_probe(traces, feature, max_units=0)
-    with pytest.raises(CharlstmError, match="holdout"):
-        l1_probe(traces, feature, holdout=1.0)
-    with pytest.raises(CharlstmError, match="does not vary"):
-        l1_probe(traces, np.r_[np.zeros(1000), np.ones(500)], holdout=0.4)
 
 
 # ---- saturation and overview ---------------------------------------------------------------------------
-
-
-def test_gate_saturation_on_known_arrays():
-    gates = np.array([[0.05, 0.5, 0.95, 0.1],
-                      [0.02, 0.5, 0.99, 0.9],
-                      [0.50, 0.5, 0.05, 0.0],
-                      [0.95, 0.5, 0.97, 1.0]], dtype=np.float32)
-    left, right = gate_saturation(gates)
-    assert left.tolist() == [0.5, 0.0, 0.25, 0.25]  # strict: exactly 0.1 and 0.9 are not saturated
-    assert right.tolist() == [0.25, 0.0, 0.75, 0.25]
-    left, right = gate_saturation(gates, low=0.6, high=0.6)
-    assert left.tolist() == [0.75, 1.0, 0.25, 0.5]
-    with pytest.raises(CharlstmError, match="2-D"):
-        gate_saturation(np.zeros(3))
 
 
 def test_unit_overview_by_variance_and_saturation():
@@ -230,36 +164,7 @@ def test_unit_overview_by_variance_and_saturation():
     assert by_sat[0].score == 1.0 and by_sat[0].left == 0.5 and by_sat[0].right == 0.5
     assert by_sat[1].right == 0.25
     assert len(unit_overview(traces, top=2)) == 2
-    assert is_gate("layer3.z") and not is_gate("layer0.g") and not is_gate("layer0.h")
     with pytest.raises(CharlstmError, match="no gate traces"):
         unit_overview({"layer0.h": np.zeros((2, 2))}, by="saturation")
     with pytest.raises(CharlstmError, match="by must be"):
         unit_overview(traces, by="mean")
-
-
-# ---- unit specs -------------------------------------------------------------------------------------------
-
-
-def test_parse_unit_and_clamp_specs():
-    assert parse_unit_spec("layer1.c:37") == ("layer1.c", 37)
-    assert parse_unit_spec(" layer0.h:0 ", known={"layer0.h": 4}) == ("layer0.h", 0)
-    assert parse_clamp_spec("layer1.c:37=1.0") == ("layer1.c", 37, 1.0)
-    assert parse_clamp_spec("layer1.c:37=-2e-1") == ("layer1.c", 37, -0.2)
-    assert parse_clamp_spec("layer1.c:37", default=0.0) == ("layer1.c", 37, 0.0)
-
-
-@pytest.mark.parametrize("call, message", [
-    (lambda: parse_unit_spec("layer1.c"), "expected TRACE:UNIT"),
-    (lambda: parse_unit_spec("layer1.c:x"), "expected TRACE:UNIT"),
-    (lambda: parse_unit_spec(":3"), "expected TRACE:UNIT"),
-    (lambda: parse_unit_spec("layer1.c:-1"), "0 or more"),
-    (lambda: parse_unit_spec("layer1.c:3=1"), "values like =1.0 are for clamping"),
-    (lambda: parse_unit_spec("layer9.c:3", known={"layer0.h": 4}), "unknown trace 'layer9.c' in 'layer9.c:3'; known: layer0.h"),
-    (lambda: parse_unit_spec("layer0.h:4", known={"layer0.h": 4}), r"out of range .* 4 units \(0..3\)"),
-    (lambda: parse_clamp_spec("layer1.c:3"), "missing value"),
-    (lambda: parse_clamp_spec("layer1.c:3=abc"), "bad value 'abc'"),
-    (lambda: parse_clamp_spec("layer1.c:3=nan"), "finite"),
-])
-def test_bad_unit_specs(call, message):
-    with pytest.raises(CharlstmError, match=message):
-        call()

@@ -12,8 +12,9 @@ from charlstm import sample as S
 from charlstm.config import ModelConfig
 from charlstm.errors import CharlstmError
 from charlstm.model import CharRNN
+from charlstm.runtime import cpu_threads
 from charlstm.sample import (Clamp, RowText, SampleOptions, Stepper, filter_top_k, filter_top_p, generate,
-                             naive_generate, parse_clamp, read_prime, sample_next)
+                             naive_generate, read_prime, sample_next)
 from charlstm.vocab import Vocab
 
 from helpers import make_run
@@ -24,7 +25,7 @@ CELLS = ["lstm", "gru", "rnn", "peephole"]
 @pytest.fixture(autouse=True)
 def _one_thread():
     """Tiny models: one thread is fastest, and immune to a busy machine's OpenMP stalls."""
-    with S.cpu_threads(1):
+    with cpu_threads(1):
         yield
 
 
@@ -304,7 +305,7 @@ def test_byte_model_streams_emoji_whole(tmp_path, monkeypatch):
         out.fill_(next(it))
         return out
 
-    monkeypatch.setattr(S, "sample_next", scripted)
+    monkeypatch.setattr(S.loop, "sample_next", scripted)
     pieces: list[str] = []
     g = generate(m, v, v.encode("héllo "), SampleOptions(length=len(target), top_k=300), on_text=pieces.append)
     assert "".join(pieces) == g.samples[0].text == "ok 😀 é!"
@@ -318,21 +319,6 @@ def test_byte_model_accepts_any_prime(tmp_path):
 
 
 # ----------------------------------------------------------------------------- clamping
-def test_parse_clamp():
-    assert parse_clamp("layer1.c:37=1.0") == Clamp(1, "c", 37, 1.0)
-    assert parse_clamp(" layer0.h : 3 = -2e-1 ") == Clamp(0, "h", 3, -0.2)
-    assert str(Clamp(1, "c", 37, 1.0)) == "layer1.c:37=1"
-    for bad in ("layer1.c:37", "c:37=1", "layer1.c=1", "layerx.c:1=1", "layer1.c:1=abc", "layer1.c:1=nan"):
-        with pytest.raises(CharlstmError, match="clamp"):
-            parse_clamp(bad)
-    with pytest.raises(CharlstmError, match="layer 2 does not exist"):
-        parse_clamp("layer2.c:1=1", "lstm", 2, 16)
-    with pytest.raises(CharlstmError, match="gru cell has no 'c'"):
-        parse_clamp("layer1.c:1=1", "gru", 2, 16)
-    with pytest.raises(CharlstmError, match="unit 16 does not exist"):
-        parse_clamp("layer1.h:16=1", "lstm", 2, 16)
-
-
 def _steps(m, clamp, ids, n=1):
     with torch.inference_mode():
         st = Stepper(m, n, clamp=clamp)
@@ -439,14 +425,17 @@ def test_bad_options(tmp_path, bad, msg):
 
 
 def test_one_thread_for_small_steps_or_a_busy_machine(monkeypatch):
+    from charlstm import runtime
+
     m = _model("lstm")
-    monkeypatch.setattr(S.os, "getloadavg", lambda: (0.0, 0.0, 0.0))
-    assert S.step_threads(m, 1) == 1
-    assert S.step_threads(m, 1_000_000) is None
-    monkeypatch.setattr(S.os, "getloadavg", lambda: (99.0, 99.0, 99.0))
-    assert S.step_threads(m, 1_000_000) == 1
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(runtime.os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+    assert runtime.step_threads(cpu, 1 * m.step_macs()) == 1
+    assert runtime.step_threads(cpu, 1_000_000 * m.step_macs()) is None
+    monkeypatch.setattr(runtime.os, "getloadavg", lambda: (99.0, 99.0, 99.0))
+    assert runtime.step_threads(cpu, 1_000_000 * m.step_macs()) == 1
     before = torch.get_num_threads()
-    with S.cpu_threads(1):
+    with runtime.cpu_threads(1):
         assert torch.get_num_threads() == 1
     assert torch.get_num_threads() == before
 

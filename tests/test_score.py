@@ -9,17 +9,16 @@ import numpy as np
 import pytest
 import torch
 
-from charlstm import sample as S
-from charlstm.dataset import DatasetBuilder
 from charlstm.errors import CharlstmError
-from charlstm.score import per_char_records, score_ids, score_text, split_ids, write_per_char_jsonl
+from charlstm.runtime import cpu_threads
+from charlstm.score import per_char_records, score_ids, score_text, write_per_char_jsonl
 
 from helpers import TEXT, make_run
 
 
 @pytest.fixture(autouse=True)
 def _one_thread():
-    with S.cpu_threads(1):
+    with cpu_threads(1):
         yield
 
 
@@ -85,40 +84,3 @@ def test_byte_model_scores_bytes(tmp_path):
     assert r.units == "byte" and r.scored == len("héllo 😀".encode()) - 1
     recs = list(per_char_records(score_ids(m, v.encode("é"), per_char=True, top=2), v))
     assert recs[0]["char"] == "\\xa9" and recs[0]["id"] == 0xA9
-
-
-def _dataset_for(tmp_path, vocab, text: str, name: str = "ds"):
-    out = tmp_path / "data" / name
-    with DatasetBuilder(out) as b:
-        ids = vocab.encode(text).astype(vocab.dtype)
-        b.write_split("train", ids)
-        b.write_split("val", ids)
-        return b.commit(vocab, {"records": False, "source": {"kind": "test"}, "options": {}, "stats": {}})
-
-
-def test_split_ids_reads_the_runs_dataset(tmp_path):
-    path, m, v = make_run(tmp_path)
-    ds = _dataset_for(tmp_path, v, TEXT)
-    cfg = {"dataset": {"name": "ds", "path": str(ds.path)}}
-    ids = split_ids(cfg, v, "val")
-    assert np.array_equal(np.asarray(ids), v.encode(TEXT))
-    with pytest.raises(CharlstmError, match="no 'test' split"):
-        split_ids(cfg, v, "test")
-    with pytest.raises(CharlstmError, match="not found"):
-        split_ids({"dataset": {"name": "gone", "path": str(tmp_path / "gone")}}, v, "val")
-    data = bytearray((ds.path / "val.bin").read_bytes())
-    data[3] ^= 1
-    (ds.path / "val.bin").write_bytes(bytes(data))
-    with pytest.raises(CharlstmError, match="corrupted"):
-        split_ids(cfg, v, "val")
-    (ds.path / "val.bin").write_bytes(bytes(data[:-2]))
-    with pytest.raises(CharlstmError, match="truncated"):
-        split_ids(cfg, v, "val")
-
-
-def test_split_with_another_vocabulary_is_refused(tmp_path):
-    _, m, v = make_run(tmp_path)
-    _, _, other = make_run(tmp_path, name="other", text="xyz")
-    ds = _dataset_for(tmp_path, other, "xyzzy")
-    with pytest.raises(CharlstmError, match="vocabulary"):
-        split_ids({"dataset": {"name": "ds", "path": str(ds.path)}}, v, "val")

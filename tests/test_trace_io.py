@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from charlstm.errors import CharlstmError
-from charlstm.trace import MemorySink, Trace, encode_text, run_trace, trace_text
-from charlstm.trace_io import LstmVisWriter, NpzWriter, codepoint_table, load_trace, lstmvis_words
+from charlstm.inputs import encode as encode_text
+from charlstm.trace import MemorySink, Trace, run_trace, save_npz, trace_text
+from charlstm.trace.files import LstmVisWriter, NpzWriter, codepoint_table, load_trace, lstmvis_words
 from helpers import TEXT, make_run
 
 
@@ -44,7 +45,7 @@ def test_streamed_npz_equals_memory(run, tmp_path):
 def test_save_and_load_roundtrip(run, tmp_path):
     _, model, vocab = run
     tr = trace_text(model, vocab, TEXT, kinds="h,o", layers=[1])
-    tr.save(tmp_path / "a.npz")
+    save_npz(tmp_path / "a.npz", tr)
     back = load_trace(tmp_path / "a.npz")
     assert isinstance(back, Trace) and back.kinds == ["h", "o"] and back.layers == [1]
     assert back.text == TEXT and back.chars == tr.chars

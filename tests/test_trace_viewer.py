@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from charlstm.errors import CharlstmError
-from charlstm.trace import GateStats, gate_saturation, trace_text
+from charlstm.trace import GateStats, trace_text
+from charlstm.units import gate_saturation
 from charlstm.viz.colors import normalise, rgb
 from charlstm.viz.html import render_html
 from charlstm.viz.terminal import render_ansi

@@ -10,8 +10,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import charlstm.train as T
-from charlstm.batches import EvalStreams
+import charlstm.train.loop as T
+from charlstm.train.batches import EvalStreams
 from charlstm.checkpoint import load_model, load_tensors
 from charlstm.config import ModelConfig, TrainConfig
 from charlstm.errors import CharlstmError
@@ -216,13 +216,13 @@ def test_callbacks_see_log_eval_and_end_events(tmp_path):
 def test_no_pickle_anywhere_in_training_code():
     import inspect
 
-    import charlstm.batches
-    import charlstm.distributed
-    import charlstm.progress
+    import charlstm.train.batches
+    import charlstm.train.distributed
+    import charlstm.train.progress
     import charlstm.runs
-    import charlstm.trainer_state
+    import charlstm.train.state
 
-    for mod in (T, charlstm.trainer_state, charlstm.batches, charlstm.distributed, charlstm.runs, charlstm.progress):
+    for mod in (T, charlstm.train.state, charlstm.train.batches, charlstm.train.distributed, charlstm.runs, charlstm.train.progress):
         src = inspect.getsource(mod)
         assert not re.search(r"torch\.load|torch\.save|import pickle|pickle\.|broadcast_object", src), mod.__name__
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from charlstm.dataset import DatasetBuilder, open_dataset
-from charlstm.paths import data_root
+from charlstm.dataset import data_root
 from charlstm.vocab import Vocab
 
 TEXT = ("def add(a, b):\n    return a + b\n\nclass Box:\n    def __init__(self, x):\n        self.x = x\n\n"

@@ -4,7 +4,7 @@ import math
 import pytest
 
 from charlstm.config import TrainConfig
-from charlstm.schedule import learning_rate, progress
+from charlstm.train.schedule import learning_rate, progress
 
 
 def test_warmup_is_linear_then_cosine_reaches_min_lr_at_the_end():

@@ -1,6 +1,11 @@
 """The `charlstm` command line: a thin Click group. Each command family lives in its own module
 (data, train, sample, trace, neurons, bench) exporting `COMMANDS`; this file only assembles them and
-turns CharlstmError into one clear line with exit status 1 (never a traceback)."""
+turns CharlstmError (and an OS error such as a full disk) into one clear line with exit status 1,
+never a traceback.
+
+Commands parse their options, call the library and print. They import the library inside the
+command so that `charlstm --help` and option errors answer without loading torch.
+"""
 from __future__ import annotations
 
 import sys
@@ -21,6 +26,9 @@ class Group(click.Group):
             return super().invoke(ctx)
         except CharlstmError as e:
             raise click.ClickException(str(e)) from None
+        except OSError as e:  # the disk filled up, a folder vanished, a permission changed mid-run
+            where = f"{e.filename}: " if e.filename else ""
+            raise click.ClickException(f"{where}{e.strerror or e}") from None
         except KeyboardInterrupt:
             click.echo("Interrupted.", err=True)
             sys.exit(130)

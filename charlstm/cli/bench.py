@@ -4,7 +4,6 @@ Thin: parses options, calls charlstm.bench.run_bench (or run_scaling), prints th
 writes the JSON."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
@@ -41,7 +40,10 @@ def bench_cmd(device: str, quick: bool, presets: str | None, threads: int | None
       charlstm bench --scaling --json scaling.json
     """
     from charlstm import bench
+    from charlstm.fileio import atomic_write_json, check_output
 
+    if json_path is not None:
+        check_output(json_path, "--json")
     say = (lambda msg: None) if quiet else bench.main_say
     if scaling:
         res = bench.run_scaling(device, quick=quick, threads=threads, say=say)
@@ -52,7 +54,7 @@ def bench_cmd(device: str, quick: bool, presets: str | None, threads: int | None
         res = bench.run_bench(opts, say=say)
         click.echo(bench.format_report(res))
     if json_path is not None:
-        json_path.write_text(json.dumps(res, indent=1) + "\n", encoding="utf-8")
+        atomic_write_json(json_path, res)
         click.echo(f"wrote {json_path}")
 
 

@@ -1,9 +1,12 @@
 """Options and helpers shared by CLI modules."""
 from __future__ import annotations
 
+import math
 import os
 
 import click
+
+from charlstm.errors import CharlstmError
 
 
 def quiet_option(f):
@@ -18,8 +21,6 @@ def parse_duration(text: str | None) -> float | None:
     """'90', '90s', '10m', '1.5h' -> seconds (None stays None)."""
     if text is None:
         return None
-    from charlstm.errors import CharlstmError
-
     t = text.strip().lower()
     mult = {"s": 1, "m": 60, "h": 3600}.get(t[-1:], None)
     num = t[:-1] if mult else t
@@ -27,6 +28,6 @@ def parse_duration(text: str | None) -> float | None:
         v = float(num) * (mult or 1)
     except ValueError:
         raise CharlstmError(f"cannot read duration '{text}'; use e.g. 90s, 10m or 1.5h") from None
-    if v <= 0:
-        raise CharlstmError(f"duration must be positive, got '{text}'")
+    if not math.isfinite(v) or v <= 0:
+        raise CharlstmError(f"a duration must be a positive, finite number of seconds, minutes or hours, got '{text}'")
     return v

@@ -14,7 +14,7 @@ from charlstm.cli.common import quiet_option
 from charlstm.corpora.build import EncodeOptions
 from charlstm.dataset import Dataset, list_datasets, open_dataset, symbol_counts
 from charlstm.errors import CharlstmError
-from charlstm.paths import data_root
+from charlstm.dataset import data_root
 
 _ENCODING_KEYS = ("units", "min_count", "nfc", "val_frac", "test_frac", "seed")
 

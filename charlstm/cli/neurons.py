@@ -2,13 +2,13 @@
 charlstm.experiments, print. Errors are CharlstmError, shown by the group as one `Error: ...` line."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
 
 from charlstm.cli.common import quiet_option
 from charlstm.errors import CharlstmError
+from charlstm.fileio import atomic_write_json, check_output
 
 
 def _input_options(f):
@@ -30,20 +30,14 @@ def _input_options(f):
 
 
 def _load(run: str, checkpoint: str, text, file_, split, limit, unknown):
-    from charlstm.checkpoint import load_model
-    from charlstm.neurons import load_input
+    """The model (charlstm.load) and what it reads (charlstm.inputs), at least 2 characters."""
+    from charlstm.api import load
+    from charlstm.inputs import read_input
 
-    model, vocab, cfg = load_model(run, checkpoint=checkpoint)
-    inp = load_input(vocab, cfg, text=text, file=file_, split=split, limit=limit, unknown=unknown)
-    return model, vocab, inp
-
-
-def _no_source(text, file_, split) -> None:
-    """Fail fast (before loading anything) when no or several inputs are given."""
-    given = [n for n, v in (("--text", text), ("--file", file_), ("--split", split)) if v is not None]
-    if len(given) != 1:
-        raise CharlstmError("give exactly one of --text, --file or --split"
-                            + (f" (got {' and '.join(given)})" if given else ""))
+    model = load(run, checkpoint=checkpoint)
+    inp = read_input(model.vocab, model.config, text=text, file=file_, split=split, limit=limit, unknown=unknown,
+                     min_len=2, what="analyse")
+    return model.module, model.vocab, inp
 
 
 @click.group("neurons")
@@ -63,7 +57,7 @@ def neurons_group() -> None:
 @neurons_group.command("features")
 def features_cmd() -> None:
     """List the features `--feature` accepts (named and parameterised)."""
-    from charlstm.features import feature_help
+    from charlstm.neurons import feature_help
 
     click.echo(feature_help())
 
@@ -102,8 +96,8 @@ def find_cmd(run: str, feature: str | None, regex: str | None, text, file_, spli
       charlstm neurons find counting --feature count:a-b --text "aaaXbbb<eot>aaaaaaXbbbbbb<eot>"
       charlstm neurons find stdlib-small --regex "def \\w+" --file mymodule.py
     """
-    from charlstm.features import get_feature
-    from charlstm.neurons import find_html, find_png, find_units, format_find
+    from charlstm.inputs import check_one_source
+    from charlstm.neurons import find_html, find_png, find_units, format_find, get_feature
 
     if (feature is None) == (regex is None):
         raise CharlstmError("give either --feature NAME or --regex PATTERN (list the features with "
@@ -111,7 +105,10 @@ def find_cmd(run: str, feature: str | None, regex: str | None, text, file_, spli
     if regex is not None:
         feature = f"regex:{regex}"
     get_feature(feature)  # an unknown feature fails before the model is loaded
-    _no_source(text, file_, split)
+    check_one_source(text, file_, split)
+    for path, what in ((html_path, "--html"), (json_path, "--json"), (png_path, "--png")):
+        if path is not None:
+            check_output(path, what)
     model, vocab, inp = _load(run, checkpoint, text, file_, split, limit, unknown)
     result = find_units(model, vocab, inp, feature, top=top, layers=layers, kinds=kinds, probe=probe == "l1",
                         max_units=max_units)
@@ -126,8 +123,7 @@ def find_cmd(run: str, feature: str | None, regex: str | None, text, file_, spli
         if not quiet:
             click.echo(f"wrote {png_path}", err=True)
     if json_path is not None:
-        json_path.parent.mkdir(parents=True, exist_ok=True)
-        json_path.write_text(json.dumps(_find_json(result), indent=2) + "\n", encoding="utf-8")
+        atomic_write_json(json_path, _find_json(result))
         if not quiet:
             click.echo(f"wrote {json_path}", err=True)
 
@@ -166,16 +162,16 @@ def ablate_cmd(run: str, unit: str, feature: str, text, file_, split, limit, unk
       charlstm neurons ablate stdlib-small --unit layer1.c:37 --feature string --split val
       charlstm neurons ablate counting --unit layer0.c:1 --feature count:a-b --text "aaaaXbbbb<eot>" --mode mean
     """
-    from charlstm.features import get_feature
-    from charlstm.neurons import ablate, format_ablation, parse_intervention
-    from charlstm.ranking import parse_unit_spec
+    from charlstm.inputs import check_one_source
+    from charlstm.neurons import ablate, format_ablation, get_feature
+    from charlstm.units import Clamp, parse_unit
 
     get_feature(feature)
-    parse_unit_spec(unit)  # bad syntax fails before the model is loaded
-    _no_source(text, file_, split)
+    u = parse_unit(unit)  # bad syntax fails before the model is loaded
+    check_one_source(text, file_, split)
     model, vocab, inp = _load(run, checkpoint, text, file_, split, limit, unknown)
-    parse_intervention(unit, model)
-    click.echo(format_ablation(ablate(model, vocab, inp, unit, feature, mode=mode, value=value)))
+    click.echo(format_ablation(ablate(model, vocab, inp, Clamp(u.layer, u.kind, u.unit, 0.0), feature, mode=mode,
+                                      value=value)))
 
 
 @click.command("experiment")

@@ -11,6 +11,7 @@ import click
 
 from charlstm.cli.common import quiet_option
 from charlstm.errors import CharlstmError
+from charlstm.fileio import check_output
 
 UNKNOWN = click.Choice(["error", "skip", "replace"])
 
@@ -19,19 +20,6 @@ def _unescape(s: str) -> str:
     r"""'\n', '\t', '\r' and '\\' in a --stop string mean newline, tab, return and a backslash."""
     table = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\"}
     return re.sub(r"\\(.)", lambda m: table.get(m.group(1), m.group(0)), s)
-
-
-def _read_text(path: str, what: str, byte_units: bool = False) -> str:
-    """Read a UTF-8 text file ('-' = stdin) or raise CharlstmError with one clear line. Byte models
-    take any bytes (undecodable ones travel as surrogates and encode back to the same bytes)."""
-    try:
-        data = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
-    except OSError as e:
-        raise CharlstmError(f"cannot read {what} {path}: {e.strerror or e}") from None
-    try:
-        return data.decode("utf-8", errors="surrogateescape" if byte_units else "strict")
-    except UnicodeDecodeError as e:
-        raise CharlstmError(f"{what} {path} is not UTF-8 text (byte {e.start}); convert it to UTF-8") from None
 
 
 def _load(run: str, checkpoint: str, device: str):
@@ -111,9 +99,13 @@ def sample_cmd(run, prime, prime_file, length, temperature, top_k, top_p, greedy
     """
     if prime is not None and prime_file is not None:
         raise click.UsageError("give --prime or --prime-file, not both")
+    from charlstm.inputs import read_file
+
+    if output:
+        check_output(output, "--output")
     model = _load(run, checkpoint, device)
     if prime_file is not None:
-        prime = _read_text(prime_file, "prime file", model.vocab.units == "byte")
+        prime = read_file(prime_file, model.vocab.units, "prime file")
     prime = prime or ""
     stops = tuple(_unescape(s) for s in stop)
     opts = model.options(length=length, temperature=temperature, top_k=top_k, top_p=top_p, greedy=greedy,
@@ -147,7 +139,7 @@ def sample_cmd(run, prime, prime_file, length, temperature, top_k, top_p, greedy
 
 
 def _write_output(path: Path, run, model, prime, g, opts, unknown, checkpoint) -> None:
-    from charlstm.checkpoint import atomic_write_bytes
+    from charlstm.fileio import atomic_write_text
 
     if path.suffix.lower() == ".jsonl":
         options = {"length": opts.length, "temperature": opts.temperature, "top_k": opts.top_k,
@@ -163,10 +155,7 @@ def _write_output(path: Path, run, model, prime, g, opts, unknown, checkpoint) -
         data = prime + g.samples[0].text
     else:
         data = "".join(f"{_header(i, len(g.samples), s.stop_reason)}\n{prime}{s.text}\n" for i, s in enumerate(g.samples))
-    try:
-        atomic_write_bytes(path, data.encode("utf-8", errors="surrogateescape"))
-    except OSError as e:
-        raise CharlstmError(f"cannot write {path}: {e.strerror or e}") from None
+    atomic_write_text(path, data)
 
 
 @click.command("eval")
@@ -199,15 +188,16 @@ def eval_cmd(run, file, split, unknown, per_char, top, chunk, checkpoint, device
     """
     if file is not None and split is not None:
         raise click.UsageError("give FILE or --split, not both")
+    if per_char:
+        check_output(per_char, "--per-char")
+    from charlstm.inputs import read_file
+
     model = _load(run, checkpoint, device)
     if file is not None:
-        text = _read_text(file, "file", model.vocab.units == "byte")
-        ids, what = model.encode(text, unknown), f"{file}"
+        ids, what = model.encode(read_file(file, model.vocab.units), unknown), f"{file}"
     else:
-        from charlstm.score import split_ids
-
         split = split or "val"
-        ids, what = split_ids(model.config, model.vocab, split), f"{split} split"
+        ids, what = model.split(split), f"{split} split"
     progress, bar = None, None
     if not quiet and len(ids) > 100_000:
         from tqdm import tqdm
@@ -226,10 +216,7 @@ def eval_cmd(run, file, split, unknown, per_char, top, chunk, checkpoint, device
     if per_char:
         from charlstm.score import write_per_char_jsonl
 
-        try:
-            write_per_char_jsonl(per_char, r, model.vocab)
-        except OSError as e:
-            raise CharlstmError(f"cannot write {per_char}: {e.strerror or e}") from None
+        write_per_char_jsonl(per_char, r, model.vocab)
     unit = "byte" if model.vocab.units == "byte" else "character"
     if as_json:
         click.echo(json.dumps({**r.as_dict(), "run": str(run), "source": what, "checkpoint": checkpoint,

@@ -1,51 +1,23 @@
-"""`charlstm train` and `charlstm runs`: parse options, build configs, call charlstm.train, print."""
+"""`charlstm train` and `charlstm runs`: parse options, call charlstm.train (setup, then train), print."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import click
 
 from charlstm.cli.common import parse_duration, quiet_option
-from charlstm.config import CELLS, PRESETS, build_configs
-from charlstm.errors import CharlstmError
-from charlstm.paths import runs_root
+from charlstm.config import CELLS, PRESETS
+from charlstm.runs import runs_root
 
 # CLI option name -> config field
 _RENAME = {"layers": "num_layers", "hidden": "hidden_size", "embed": "embed_dim", "warmup": "warmup_steps"}
 
 
-def _read_toml(path: Path) -> dict[str, Any]:
-    import tomllib
-
-    try:
-        with open(path, "rb") as f:
-            return tomllib.load(f)
-    except OSError as e:
-        raise CharlstmError(f"cannot read config file {path}: {e.strerror}") from None
-    except tomllib.TOMLDecodeError as e:
-        raise CharlstmError(f"config file {path} is not valid TOML: {e}") from None
-
-
-def _merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
-    out = {k: dict(v) for k, v in base.items()}
-    for section, values in top.items():
-        if not isinstance(values, dict):
-            raise CharlstmError(f"config setting '{section}' must be inside a [model] or [train] section")
-        out.setdefault(section, {}).update(values)
-    return out
-
-
-def run_path(name: str) -> Path:
-    """A run name (folder under checkpoints/) or an explicit path containing a slash."""
-    return Path(name) if (os.sep in name or "/" in name) else runs_root() / name
-
-
 @click.command("train", context_settings={"max_content_width": 100})
 @click.argument("dataset")
-@click.option("--run", "run_name", metavar="NAME", help="Run name (folder under checkpoints/). Default: the dataset's name.")
+@click.option("--run", "run_name", metavar="NAME", help="Run name: a folder under checkpoints/ ($CHARLSTM_CHECKPOINTS); letters, digits, . _ + -. Default: the dataset's name.")
 @click.option("--preset", type=click.Choice(list(PRESETS)), help="Model/batch sizes: tiny 2x128, small 2x256, medium 3x512, large 3x1024.")
 @click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="TOML file with [model] and [train] sections (overrides the preset; options override it).")
@@ -94,36 +66,24 @@ def train_cmd(dataset: str, run_name: str | None, preset: str | None, config_fil
       charlstm train stdlib --run big --resume          # after Ctrl-C, a kill or a crash
       torchrun --nproc_per_node 4 -m charlstm -- train stdlib --preset large
     """
-    from charlstm import autosize as autosize_mod
-    from charlstm.distributed import from_env
-    from charlstm.progress import rate
-    from charlstm.train import load_run_configs, train
+    from charlstm.fileio import check_name
+    from charlstm.runs import run_dir
+    from charlstm.train import train
+    from charlstm.train.distributed import from_env
+    from charlstm.train.progress import rate
+    from charlstm.train.setup import configure
 
-    name = run_name or Path(dataset.rstrip("/")).name
-    rdir = run_path(name)
+    name = run_name or check_name(Path(dataset.rstrip("/")).name, "run")
+    rdir = run_dir(name)
     overrides = {_RENAME.get(k, k): v for k, v in opts.items()}
-    overrides["time_budget"] = parse_duration(time_budget)
-    overrides["compile"] = compile_
-    overrides["amp"] = amp
-    file_values = _read_toml(config_file) if config_file else {}
-    data: Any = dataset  # a name or folder; autosize replaces it by the Dataset it opened
-    if resume and (rdir / "config.json").exists():
-        # Resuming starts from the run's own settings; anything given on top must stay compatible.
-        import dataclasses
-
-        m0, t0 = load_run_configs(rdir)
-        base = {"model": dataclasses.asdict(m0), "train": dataclasses.asdict(t0)}
-        if preset:
-            base = _merge(base, PRESETS[preset])
-        mcfg, tcfg = build_configs(None, _merge(base, file_values), overrides)
-    elif autosize_mod.wanted(autosize, overrides["time_budget"], overrides, preset, file_values, resume,
-                             from_env().world_size):
-        data, values = _autosized(dataset, rdir, overrides, force, quiet)
-        mcfg, tcfg = build_configs(None, None, values)
-    else:
-        mcfg, tcfg = build_configs(preset, file_values, overrides)
-    result = train(data, rdir, mcfg, tcfg, resume=resume, force=force, quiet=quiet)
-    if int(os.environ.get("RANK", "0")) != 0:
+    overrides.update(time_budget=parse_duration(time_budget), compile=compile_, amp=amp)
+    setup = configure(dataset, rdir, preset=preset, config_file=config_file, overrides=overrides, resume=resume,
+                      force=force, autosize_flag=autosize, say=(lambda msg: None) if quiet else click.echo)
+    if setup.autosized:
+        # the choice is a result, shown even with --quiet: it is what reproduces the run with explicit options
+        click.echo(setup.autosized)
+    result = train(setup.dataset, rdir, setup.model, setup.train, resume=resume, force=force, quiet=quiet)
+    if not from_env().is_main:
         return
     best = (f"best val {result.best_val_bpc:.4f} bpc at step {result.best_step}"
             if result.best_val_bpc is not None else "not evaluated yet")
@@ -135,26 +95,6 @@ def train_cmd(dataset: str, run_name: str | None, preset: str | None, config_fil
         speed = f", {rate(result.chars_per_s)} chars/s" if result.chars_per_s else ""
         click.echo(f"Run '{name}' {why}: {result.steps} steps ({result.epoch:.2f} epochs) in {result.elapsed:.0f}s"
                    f"{speed}; {best}; saved in {rdir}")
-
-
-def _autosized(dataset: str, rdir: Path, overrides: dict[str, Any], force: bool, quiet: bool) -> tuple[Any, dict[str, Any]]:
-    """(the opened Dataset, the overrides of the autosized run). Checks the run folder first, so a
-    refused run costs no timing; the Dataset is handed on to train() so it is opened (and its
-    checksums verified) once."""
-    from charlstm import autosize
-    from charlstm.dataset import open_dataset
-    from charlstm.distributed import from_env, resolve_device
-    from charlstm.train import check_run_dir
-
-    check_run_dir(rdir, resume=False, force=force)
-    ds = open_dataset(dataset)
-    device = resolve_device(overrides.get("device") or "auto", from_env())
-    if not quiet:
-        click.echo(f"autosize: timing candidate models on {device} for the {overrides['time_budget']:.0f}s budget ...")
-    values, p = autosize.autosized_overrides(ds, overrides["time_budget"], device, overrides)
-    # the choice is a result, shown even with --quiet: it is what reproduces the run with explicit options
-    click.echo(autosize.describe(values, values) + f" ({p.reason}; timing took {p.calibration_seconds:.1f}s)")
-    return ds, values
 
 
 @click.command("runs")
@@ -178,6 +118,9 @@ def runs_cmd(as_json: bool) -> None:
         return
     rows = [("RUN", "DATASET", "MODEL", "PARAMS", "STEPS", "BEST VAL BPC")]
     for r in runs:
+        if r.error:
+            rows.append((r.name, "(unreadable)", "-", "-", "-", r.error[:60]))
+            continue
         bpc = f"{r.best_val_bpc:.4f} (step {r.best_step})" if r.best_val_bpc is not None else "-"
         rows.append((r.name, r.dataset, r.model, _count(r.parameters), str(r.steps if r.steps is not None else "-"), bpc))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]

@@ -26,11 +26,10 @@ import numpy as np
 from tqdm import tqdm
 
 from charlstm.corpora.encode import PieceCodec, PieceEncoder, PieceStats, build_vocab, clean_text, code_points
-from charlstm.dataset import Dataset, DatasetBuilder
+from charlstm.dataset import Dataset, DatasetBuilder, data_root
 from charlstm.errors import CharlstmError
-from charlstm.paths import data_root
+from charlstm.fileio import check_name
 
-_SAFE_NAME = re.compile(r"^[\w][\w.+-]*$")
 
 
 @dataclass
@@ -68,8 +67,7 @@ def safe_name(text: str) -> str:
 def dataset_dir(name: str, data_dir: str | Path | None = None, force: bool = False) -> Path:
     """data_dir/name (data_dir defaults to paths.data_root()), checked before any work is done:
     the name must be a plain folder name, and an existing dataset is refused unless force."""
-    if not _SAFE_NAME.match(name):
-        raise CharlstmError(f"invalid dataset name '{name}': use letters, digits, '.', '_', '+' and '-' (not starting with '.' or '-')")
+    check_name(name, "dataset")
     out = Path(data_dir) if data_dir is not None else data_root()
     out = out / name
     if out.exists() and not force:

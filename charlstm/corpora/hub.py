@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from charlstm.corpora.build import safe_name
+from charlstm.corpora.encode import clean_text
 from charlstm.errors import CharlstmError
 
 _BUILDERS = {".json": "json", ".jsonl": "json", ".ndjson": "json", ".csv": "csv", ".tsv": "csv",
@@ -88,8 +89,6 @@ class HubTextCorpus:
         self.rows = 0
 
     def pieces(self) -> Iterator[bytes]:
-        from charlstm.corpora.encode import clean_text
-
         buf: list[bytes] = []
         size, rows = 0, 0
         for batch in self.ds.iter(batch_size=1024):

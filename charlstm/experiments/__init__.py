@@ -17,7 +17,7 @@ from pathlib import Path
 
 from charlstm.errors import CharlstmError
 from charlstm.experiments.common import ExperimentResult, stderr_log
-from charlstm.neurons import one_thread
+from charlstm.runtime import one_thread
 
 __all__ = ["EXPERIMENTS", "ExperimentResult", "default_out", "run_experiment"]
 

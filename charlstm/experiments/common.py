@@ -27,7 +27,7 @@ import torch
 
 from charlstm.config import ModelConfig, TrainConfig
 from charlstm.experiments.report import Check
-from charlstm.neurons import one_thread
+from charlstm.runtime import one_thread
 from charlstm.vocab import Vocab
 
 Log = Callable[[str], None]
@@ -176,7 +176,7 @@ def greedy_complete(model, vocab: Vocab, primes: Sequence[str], max_new: int | S
 def trace_records(model, vocab: Vocab, records: Sequence[str]):
     """Trace fresh records read as one stream (as in training): (Trace, symbols [T], record index
     [T]). The trace covers every layer and kind."""
-    from charlstm.neurons import step_symbols
+    from charlstm.inputs import step_symbols
     from charlstm.trace import trace_ids
 
     ids, which = record_ids(vocab, records)

@@ -25,10 +25,14 @@ from charlstm.config import ModelConfig, TrainConfig
 from charlstm.corpora.synthetic import generate
 from charlstm.experiments.common import (ExperimentResult, FoundUnit, Log, context_note, context_records,
                                          greedy_complete, model_summary, trace_records, train_task)
-from charlstm.experiments.report import VALUE, Check, Report, kind_of, text_png
-from charlstm.features import compute
-from charlstm.neurons import TextInput, find_units
-from charlstm.ranking import auroc_columns
+from charlstm.experiments.report import Check, Report
+from charlstm.viz.colors import VALUE
+from charlstm.viz.plots import text_png
+from charlstm.neurons import compute
+from charlstm.units import kind_of
+from charlstm.inputs import Input
+from charlstm.neurons import find_units
+from charlstm.neurons.ranking import auroc_columns
 
 NAME = "copy"
 LENGTH = 3
@@ -67,7 +71,7 @@ def run(out: Path, seed: int, log: Log) -> ExperimentResult:
 
     fresh = generate(NAME, 300, seed=seed + 1000)
     trace, symbols, which = trace_records(model, vocab, fresh)
-    inp = TextInput(trace.ids, symbols, "300 fresh sequences")
+    inp = Input(trace.ids, vocab, "300 fresh sequences")
     # Step k of a record: 0..2 the string, 3 the X, 4..6 the copy, 7 <eot>.
     pos = np.full(len(symbols), -1)
     for k in np.unique(which[which >= 0]):

@@ -20,9 +20,12 @@ from charlstm.config import ModelConfig, TrainConfig
 from charlstm.corpora.synthetic import generate
 from charlstm.experiments.common import (ExperimentResult, FoundUnit, Log, context_note, context_records,
                                          greedy_complete, model_summary, record_ids, trace_records, train_task)
-from charlstm.experiments.report import Check, Report, kind_of, series_png, text_png
-from charlstm.features import compute
-from charlstm.neurons import TextInput, find_units
+from charlstm.experiments.report import Check, Report
+from charlstm.viz.plots import series_png, text_png
+from charlstm.neurons import compute
+from charlstm.units import kind_of
+from charlstm.inputs import Input
+from charlstm.neurons import find_units
 
 NAME = "remember"
 TRAIN_RANGE = (1, 10)
@@ -63,7 +66,7 @@ def run(out: Path, seed: int, log: Log) -> ExperimentResult:
 
     records = generate(NAME, 200, seed=seed + 1000)
     trace, symbols, which = trace_records(model, vocab, records)
-    inp = TextInput(trace.ids, symbols, "200 fresh sequences")
+    inp = Input(trace.ids, vocab, "200 fresh sequences")
     span = compute(SPAN, symbols) > 0
     found = find_units(model, vocab, inp, FEATURE, top=8, mask=span, trace=trace)
     best = found.best(("h", "c"))

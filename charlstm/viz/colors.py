@@ -8,14 +8,20 @@ white (x = 0) and blue (x = +1), as in the pictures of Karpathy et al. and Edwin
   white = half open, blue = open. Saturated gates (< 0.1, > 0.9) are strongly coloured.
 * c (unbounded cell state): x = value / max|value of that unit over the shown text|, so each
   unit uses the whole scale; the tooltip and the terminal header give the raw values.
+
+Owns the colour map only; which kinds are gates is charlstm.units' to say.
 """
 from __future__ import annotations
 
+import html
+from typing import Sequence
+
 import numpy as np
+
+from charlstm.units import GATE_KINDS
 
 NEG = (202, 0, 32)    # red, ColorBrewer RdBu's end
 POS = (5, 113, 176)   # blue
-GATE_KINDS = frozenset({"i", "f", "o", "r", "z"})
 
 
 def normalise(values: np.ndarray, kind: str) -> np.ndarray:
@@ -53,3 +59,33 @@ def describe(kind: str) -> str:
     if kind == "c":
         return "cell state: red = negative, blue = positive, scaled by the unit's largest |value|"
     return "red = -1, white = 0, blue = +1"
+
+
+def colours(values: np.ndarray, kind: str) -> list[tuple[int, int, int]]:
+    """One (r, g, b) in 0..255 per value, by the colour map for this kind."""
+    return [rgb(float(x)) for x in normalise(np.asarray(values, dtype=np.float64), kind)]
+
+
+def shown(ch: str) -> str:
+    """How a symbol is drawn: <eot> as a pilcrow (a glyph every font has), newlines kept, tabs visible."""
+    return {"<eot>": "\u00b6", "<unk>": "\ufffd", "\t": "\u2192   "}.get(ch, ch)
+
+
+#: A row of coloured characters: (label, values [T], kind). kind picks the scaling (see above):
+#: "h", "c", "i", "f", "g", "o", ...; "c" (scaled by the largest |value|) suits any unbounded value.
+Row = tuple[str, np.ndarray, str]
+#: The kind for values shown as they are (clipped to -1..1): 0/1 features, tanh outputs.
+VALUE = "value"
+
+
+def unit_rows_html(chars: Sequence[str], rows: Sequence[Row]) -> str:
+    """HTML for several units over the same characters: per row (label, values [T], kind) a label
+    and the characters coloured by the values (every character escaped); the exact value of each
+    character in its tooltip."""
+    out = []
+    for label, values, kind in rows:
+        v = np.asarray(values, dtype=np.float64)
+        spans = "".join(f'<span style="background:rgb{col}" title="{x:+.3f}">{html.escape(shown(c))}</span>'
+                        for c, x, col in zip(chars, v, colours(v, kind)))
+        out.append(f'<div class="row"><div class="label">{html.escape(label)}</div><div class="chars">{spans}</div></div>')
+    return "\n".join(out)

@@ -18,6 +18,10 @@ Data embedding (compact and safe):
 Test hooks: the location hash `#layer1.c:37` selects a unit on load (`#layer1.c:37&tip=5` also
 hovers character 5, opening its tooltip); the <html> element carries data-ready="1" when drawn,
 data-selected="layer1.c:37" and data-errors (count of uncaught errors and console.error calls).
+
+Owns: the page and its data. Does not know: models or how a trace was computed; it reads a
+charlstm.trace.Trace (any object with its fields) and, optionally, gate statistics (an object with
+`fractions()` and `n`, like charlstm.trace.GateStats).
 """
 from __future__ import annotations
 
@@ -28,13 +32,41 @@ import os
 import re
 from importlib import resources
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping, Protocol, Sequence
 
 import numpy as np
 
 from charlstm.errors import CharlstmError
-from charlstm.trace import GATES, GateStats, Trace, key, parse_key
-from charlstm.viz.colors import GATE_KINDS, NEG, POS
+from charlstm.fileio import atomic_write_text
+from charlstm.units import SATURATION_GATES, gate_saturation, key, parse_key, saturated_fraction
+from charlstm.viz.colors import NEG, POS
+
+
+
+class Trace(Protocol):
+    """What the page reads of a charlstm.trace.Trace (the viewer never makes one)."""
+
+    arrays: dict[str, np.ndarray]
+    ids: np.ndarray
+    next_prob: np.ndarray
+    top_ids: np.ndarray
+    top_probs: np.ndarray
+    vocab: Any
+    cell: str
+    hidden_size: int
+    layers: list[int]
+    kinds: list[str]
+
+    def __len__(self) -> int: ...
+    def head(self, n: int) -> "Trace": ...
+
+
+class GateStats(Protocol):
+    """What the page reads of gate statistics (charlstm.trace.GateStats)."""
+
+    n: int
+
+    def fractions(self) -> dict[int, dict[str, tuple[np.ndarray, np.ndarray]]]: ...
 
 MAX_CHARS = 20_000
 MAX_VALUES = 16_000_000
@@ -68,17 +100,6 @@ def _quantise(a: np.ndarray) -> tuple[list[float], str]:
     return [float(f"{s:.6g}") for s in scale], _b64(q)
 
 
-def _saturation(a: np.ndarray, kind: str) -> np.ndarray:
-    """Fraction of time each unit is saturated: gates outside [0.1, 0.9]; tanh-range kinds
-    |v| > 0.9; c through tanh (what the cell exposes to h)."""
-    a = np.asarray(a, dtype=np.float32)
-    if kind in GATE_KINDS:
-        return ((a < 0.1) | (a > 0.9)).mean(0)
-    if kind == "c":
-        a = np.tanh(a)
-    return (np.abs(a) > 0.9).mean(0)
-
-
 def _ranking(values: np.ndarray) -> list[list[float]]:
     order = np.argsort(-values, kind="stable")[:RANK_TOP]
     return [[int(u), float(f"{values[u]:.4g}")] for u in order]
@@ -102,11 +123,19 @@ def _check_scores(scores: Scores | None, trace: Trace) -> dict[str, list[list[An
     return out
 
 
-def _gates_json(stats: GateStats | None) -> dict[str, Any]:
-    if stats is None:
-        return {}
+def _gates_json(fractions: dict[int, dict[str, tuple[np.ndarray, np.ndarray]]]) -> dict[str, Any]:
     return {str(l): {g: {"left": [round(float(v), 4) for v in lo], "right": [round(float(v), 4) for v in hi]}
-                     for g, (lo, hi) in gates.items()} for l, gates in stats.fractions().items()}
+                     for g, (lo, hi) in gates.items()} for l, gates in fractions.items()}
+
+
+def _trace_fractions(t: Trace) -> dict[int, dict[str, tuple[np.ndarray, np.ndarray]]]:
+    """Gate saturation of the gates embedded in the page (when no statistics were passed in)."""
+    out: dict[int, dict[str, tuple[np.ndarray, np.ndarray]]] = {}
+    for layer in t.layers:
+        for g in SATURATION_GATES[t.cell]:
+            if key(layer, g) in t.arrays:
+                out.setdefault(layer, {})[g] = gate_saturation(t.arrays[key(layer, g)])
+    return out
 
 
 def build_data(trace: Trace, *, scores: Scores | None = None, gate_stats: GateStats | None = None,
@@ -134,11 +163,11 @@ def build_data(trace: Trace, *, scores: Scores | None = None, gate_stats: GateSt
         scale, q = _quantise(a)
         arrays[k] = {"scale": scale, "q": q}
         variance[k] = _ranking(a.var(0))
-        saturation[k] = _ranking(_saturation(a, kind))
+        saturation[k] = _ranking(saturated_fraction(a, kind))
     probs16 = lambda p: np.where(np.isfinite(p), np.rint(np.clip(p, 0, 1) * 65534), 65535).astype(np.uint16)
     top_ids = np.where(t.top_ids >= 0, t.top_ids, 65535).astype(np.uint16)
-    if gate_stats is None and any(parse_key(k)[1] in GATES[trace.cell] for k in keys):
-        gate_stats = GateStats.from_trace(t)
+    fractions = gate_stats.fractions() if gate_stats is not None else _trace_fractions(t)
+    gate_chars = int(gate_stats.n) if gate_stats is not None else (len(t) if fractions else 0)
     scores_ = _check_scores(scores, trace)
     if select is None:
         feats = [rows for rows in scores_.values() if rows]
@@ -155,7 +184,7 @@ def build_data(trace: Trace, *, scores: Scores | None = None, gate_stats: GateSt
         "ids": _b64(t.ids.astype(np.uint16)), "next_prob": _b64(probs16(t.next_prob)),
         "top_ids": _b64(top_ids.reshape(-1)), "top_probs": _b64(probs16(t.top_probs).reshape(-1)),
         "arrays": arrays, "rank": {"variance": variance, "saturation": saturation}, "scores": scores_,
-        "gates": _gates_json(gate_stats), "gate_chars": int(gate_stats.n) if gate_stats is not None else 0,
+        "gates": _gates_json(fractions), "gate_chars": gate_chars,
         "select": select, "notes": notes, "colors": {"neg": list(NEG), "pos": list(POS)},
     }
 
@@ -191,9 +220,7 @@ def render_html(trace: Trace, *, scores: Scores | None = None, gate_stats: GateS
 
 
 def write_html(path: str | os.PathLike, trace: Trace, **kw: Any) -> Path:
-    """render_html(trace, **kw) written to path (parent folders created); returns the path."""
+    """render_html(trace, **kw) written to path atomically (parent folders created); returns the path."""
     path = Path(path)
-    page = render_html(trace, **kw)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(page, encoding="utf-8")
+    atomic_write_text(path, render_html(trace, **kw))
     return path

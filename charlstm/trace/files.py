@@ -6,13 +6,15 @@ disk as it is computed and nothing grows with the text. The .npz writer appends 
 output, then stores them uncompressed into the zip and renames it into place, so memory stays at
 one chunk and a failure never leaves a partial file. Plain file writes rather than np.memmap keep
 the written pages out of the process's resident set.
+
+Owns: the .npz trace format (writer, reader) and the LSTMVis folder writer. Does not know: how the
+values were computed (charlstm.trace.record).
 """
 from __future__ import annotations
 
 import json
 import os
 import shutil
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any, Sequence
@@ -20,7 +22,9 @@ from typing import Any, Sequence
 import numpy as np
 
 from charlstm.errors import CharlstmError
-from charlstm.trace import TOP_K, Trace, TraceInfo, key
+from charlstm.fileio import temp_dir_beside
+from charlstm.trace.sinks import TOP_K, Trace, TraceInfo
+from charlstm.units import key
 from charlstm.vocab import EOT, UNK, Vocab
 
 FORMAT = "charlstm-trace"
@@ -53,12 +57,6 @@ def trace_meta(info: TraceInfo | Trace, kinds: Sequence[str], dtype, extra: dict
             "eot_id": vocab.eot_id, "unk_id": vocab.unk_id, "top_k": TOP_K}
 
 
-def _atomic_dir_file(path: Path) -> tuple[Path, Path]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
-    return tmp, tmp / "out.zip"
-
-
 class NpzWriter:
     """A sink writing the trace .npz at `path` (see module docstring). Use as a context manager
     around run_trace, or call `abort()` on failure; `end()` finishes the file.
@@ -87,7 +85,8 @@ class NpzWriter:
 
     def begin(self, info: TraceInfo) -> None:
         self.info = info
-        self.tmp, self.zip_tmp = _atomic_dir_file(self.path)
+        self.tmp = temp_dir_beside(self.path)
+        self.zip_tmp = self.tmp / "out.zip"
         T, H = info.total, info.hidden_size
         self.order = [key(l, k) for l in info.layers for k in self.kinds]
         for name in self.order:
@@ -241,9 +240,7 @@ class LstmVisWriter:
         self.states = self.words = None
         if self.folder.exists() and not self.folder.is_dir():
             raise CharlstmError(f"{self.folder} exists and is not a folder; LSTMVis output is a folder")
-        self.folder.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.folder.name}.", suffix=".tmp", dir=self.folder.parent))
-        os.chmod(self.tmp, 0o755)
+        self.tmp = temp_dir_beside(self.folder)
         T, H = info.total, info.hidden_size
         self.states = h5py.File(self.tmp / "states.hdf5", "w")
         self.words = h5py.File(self.tmp / "train.hdf5", "w")

@@ -1,4 +1,4 @@
-"""Everything a run needs to continue exactly, as tensors + JSON (never pickle).
+"""Everything a run needs to continue exactly, as tensors + JSON (never pickle): last.safetensors.
 
 `last.safetensors` holds the weights (`model.*`), the AdamW state flattened to tensors
 (`optim.<param index>.<name>`, e.g. `optim.3.exp_avg`), the carried hidden state of all B training
@@ -7,6 +7,10 @@ rank (`rng.torch` [W, n] uint8, `rng.cuda` [W, m] on CUDA). Its metadata holds, 
 trainer state (step, epoch, chunk = data position, lr scale, best val bpc, elapsed time, Python and
 numpy RNG states) under "trainer" and the optimizer's param groups and non-tensor values under
 "optim". `Snapshot` is the same content kept in memory, for rolling back after a NaN.
+
+Owns: that file's layout (`write_last`, `read_last`), the optimizer and RNG state as tensors, the
+compatibility check of a resume, and the in-memory snapshot. Does not know: the training loop's
+schedule or data (it stores the position the loop hands it).
 """
 from __future__ import annotations
 
@@ -19,6 +23,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from charlstm.checkpoint import load_tensors, save_tensors
 from charlstm.errors import CharlstmError
 
 LAST_FORMAT = "charlstm-last"
@@ -140,3 +145,48 @@ class Snapshot:
                              "param_groups": [dict(g) for g in self.optim["param_groups"]]})
         set_torch_rng(self.rng[0], self.rng[1], self.device)
         return tuple(s.clone() for s in self.state), dict(self.position)
+
+
+# ----------------------------------------------------------------------------- last.safetensors
+@dataclasses.dataclass
+class Last:
+    """What `read_last` returns: tensors (model.*, optim.*, state.*, rng.*) on the CPU, the trainer
+    dict (position, bookkeeping) and the optimizer's non-tensor state."""
+
+    tensors: dict[str, Tensor]
+    trainer: dict[str, Any]
+    optim: dict[str, Any]
+
+    def model_state(self) -> dict[str, Tensor]:
+        return {k[len("model."):]: v for k, v in self.tensors.items() if k.startswith("model.")}
+
+    def optim_tensors(self, device: torch.device) -> dict[str, Tensor]:
+        return {k: v.to(device) for k, v in self.tensors.items() if k.startswith("optim.")}
+
+    def carried(self, n: int) -> list[Tensor]:
+        """The carried state tensors state.0 .. state.{n-1}, each [L, B, H] (all rows, all ranks)."""
+        return [self.tensors[f"state.{i}"] for i in range(n)]
+
+
+def write_last(path, model: torch.nn.Module, opt: torch.optim.Optimizer, carried: list[Tensor], rng_torch: Tensor,
+               rng_cuda: Tensor | None, trainer: dict[str, Any], step: int, val_bpc: float | None) -> None:
+    """Write last.safetensors: weights, optimizer, the carried state of every row [L, B, H], the
+    RNG states of every rank [W, n], and the trainer dict (JSON metadata)."""
+    otensors, ometa = optimizer_to_tensors(opt)
+    tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
+    tensors.update(otensors)
+    tensors.update({f"state.{i}": s for i, s in enumerate(carried)})
+    tensors["rng.torch"] = rng_torch
+    if rng_cuda is not None:
+        tensors["rng.cuda"] = rng_cuda
+    save_tensors(path, tensors, {"format": LAST_FORMAT, "step": step, "val_bpc": val_bpc,
+                                 "trainer": {**trainer, "host_rng": host_rng()}, "optim": ometa})
+
+
+def read_last(path) -> Last:
+    """Read last.safetensors (checksum verified); a file without trainer state is refused."""
+    tensors, meta = load_tensors(path, device="cpu")
+    tr = meta.get("trainer") or {}
+    if meta.get("format") != LAST_FORMAT or not tr:
+        raise CharlstmError(f"{path} has no trainer state; it cannot be resumed")
+    return Last(tensors, tr, meta.get("optim") or {})

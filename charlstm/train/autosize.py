@@ -1,6 +1,6 @@
 """The best model per CPU-second: size, batch, learning rate and schedule for a wall-clock budget.
 
-    from charlstm.autosize import plan, describe
+    from charlstm.train.autosize import plan, describe
     model_overrides, train_overrides = plan(ds, budget_s=300, device="cpu", threads=2)
     mcfg, tcfg = build_configs(None, None, {**model_overrides, **train_overrides})
     train(ds, run_dir, mcfg, tcfg)       # what `charlstm train DATASET --time-budget 5m` does
@@ -41,6 +41,9 @@ import torch
 import torch.nn.functional as F
 
 from charlstm.config import ModelConfig
+from charlstm.dataset import open_dataset
+from charlstm.errors import CharlstmError
+from charlstm.model import CharRNN, detach_state
 
 # Ladder of (layers, hidden) in order of cost. Single-layer first: with few steps they learn fastest.
 LADDER: tuple[tuple[int, int], ...] = ((1, 128), (1, 192), (1, 256), (1, 384), (1, 512), (2, 512), (2, 768),
@@ -122,8 +125,6 @@ def meta_of(dataset: Any) -> Mapping[str, Any]:
     meta = getattr(dataset, "meta", None)
     if meta is not None:
         return meta
-    from charlstm.dataset import open_dataset
-
     return open_dataset(dataset, verify=False).meta
 
 
@@ -134,8 +135,6 @@ def measure_rate(c: Candidate, device: str | torch.device = "cpu", min_seconds: 
     one warm-up step (which also prepares oneDNN/cuDNN). Each step is timed on its own, at least
     `min_steps` and `min_seconds` worth (at most `max_steps`), and the median step time is used:
     on a machine shared with other jobs a mean would mostly measure whoever else was running."""
-    from charlstm.model import CharRNN, detach_state
-
     dev = torch.device(device)
     g = torch.Generator().manual_seed(0)
     model = CharRNN(c.model_config()).to(dev)
@@ -281,8 +280,6 @@ def wanted(flag: bool | None, budget_s: float | None, overrides: Mapping[str, An
     (None) it does when a time budget is given and nothing that sizes the model or its optimiser is
     (no preset, config file or SIZING_KEYS option), in one process. Raises CharlstmError when
     --autosize is combined with what it cannot honour."""
-    from charlstm.errors import CharlstmError
-
     sizing_given = bool(preset or file_values) or any(overrides.get(k) is not None for k in SIZING_KEYS)
     if flag is None:
         # under torchrun a bare budget keeps the plain defaults, as before autosize existed

@@ -4,7 +4,7 @@ the training loop needs. Everything here is a no-op in a single process.
 `torchrun --nproc_per_node N -m charlstm train ...` sets RANK, WORLD_SIZE and LOCAL_RANK; `setup`
 then joins the process group (NCCL when training on CUDA, gloo on CPU) and picks cuda:LOCAL_RANK.
 Rank 0 is the only one that writes files or prints. The global batch of B streams is split evenly,
-B / W rows per rank (charlstm.batches), and DDP averages gradients, so W processes compute the same
+B / W rows per rank (charlstm.train.batches), and DDP averages gradients, so W processes compute the same
 update as one process with batch B: the learning rate needs no rescaling.
 """
 from __future__ import annotations
@@ -47,29 +47,11 @@ def from_env() -> DistInfo:
     return DistInfo(rank=rank, world_size=world, local_rank=local)
 
 
-def resolve_device(pref: str, info: DistInfo) -> torch.device:
-    """auto -> cuda (cuda:LOCAL_RANK under torchrun), else mps, else cpu; a missing backend is an error."""
-    if pref == "auto":
-        if torch.cuda.is_available():
-            pref = "cuda"
-        elif getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            pref = "mps"
-        else:
-            pref = "cpu"
-    if pref.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise CharlstmError(f"--device {pref} was asked for but this torch ({torch.__version__}) sees no CUDA GPU; "
-                                "use --device cpu (or auto), or install a CUDA build of torch")
-        if pref == "cuda":
-            return torch.device("cuda", info.local_rank if info.enabled else torch.cuda.current_device())
-        return torch.device(pref)
-    if pref == "mps":
-        if info.enabled:
-            raise CharlstmError("multi-process training on MPS is not supported; use --device cpu")
-        if not (getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()):
-            raise CharlstmError("--device mps was asked for but MPS is not available here; use --device cpu")
-        return torch.device("mps")
-    return torch.device("cpu")
+def check_device(device: torch.device, info: DistInfo) -> torch.device:
+    """The device charlstm.runtime.resolve_device chose, refused when several processes cannot use it."""
+    if info.enabled and device.type == "mps":
+        raise CharlstmError("multi-process training on MPS is not supported; use --device cpu")
+    return device
 
 
 def setup(info: DistInfo, device: torch.device) -> DistInfo:

@@ -6,25 +6,26 @@
     result = train("stdlib", "checkpoints/demo", m, t)       # -> TrainResult
     print(result.best_val_bpc)
 
-One optimizer step reads grad_accum chunks of [B, T] characters (charlstm.batches) with the hidden
+One optimizer step reads grad_accum chunks of [B, T] characters (charlstm.train.batches) with the hidden
 state carried across chunks (detached between them, reset at each epoch), clips the gradient norm,
-and takes an AdamW step at the scheduled learning rate (charlstm.schedule). Every log_every steps
+and takes an AdamW step at the scheduled learning rate (charlstm.train.schedule). Every log_every steps
 the loss accumulated on the device is read once (the only host sync), checked for NaN/inf (rolling
 back to an in-memory snapshot with a halved learning rate) and logged to metrics.jsonl; every
 eval_every steps the whole validation split is scored exactly, the best weights are saved to
-model.safetensors and the full trainer state to last.safetensors (charlstm.trainer_state).
+model.safetensors and the full trainer state to last.safetensors (charlstm.train.state).
 Ctrl-C / SIGTERM stop at the next step boundary and save; `resume=True` continues bit-exactly on CPU.
-Under torchrun the same loop runs data-parallel (charlstm.distributed).
+Under torchrun the same loop runs data-parallel (charlstm.train.distributed).
+
+Owns: the loop and its bookkeeping (position, best score, NaN rollback, time budget, signals). Does
+not know: how the data is laid out (batches), the file layout of a checkpoint (state, runs), or how
+a score is computed (validate).
 """
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 import random
-import signal
-import threading
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -34,27 +35,26 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch.nn.parallel import DistributedDataParallel
 
-from charlstm import distributed as D
-from charlstm.batches import EvalStreams, TrainStreams, fit_batch_size
-from charlstm.checkpoint import (BEST, LAST, atomic_write_bytes, load_tensors, save_model, save_tensors,
-                                 write_run_config)
+from charlstm.checkpoint import save_model
 from charlstm.config import ModelConfig, TrainConfig
 from charlstm.dataset import Dataset, open_dataset
 from charlstm.errors import CharlstmError
 from charlstm.model import CharRNN, State, detach_state
-from charlstm.progress import Progress, quick_sample
-from charlstm.schedule import learning_rate, progress
-from charlstm.trainer_state import (LAST_FORMAT, Snapshot, check_compatible, host_rng, optimizer_from_tensors,
-                                    optimizer_to_tensors, set_host_rng, set_torch_rng, torch_rng)
+from charlstm.runs import (BEST, LAST, METRICS, append_metrics, check_run_dir, read_config, trim_metrics,
+                           write_config)
+from charlstm.runtime import resolve_device
+from charlstm.train import distributed as D
+from charlstm.train.batches import TrainStreams, fit_batch_size
+from charlstm.train.progress import Progress, StopSignals, quick_sample
+from charlstm.train.schedule import learning_rate, progress
+from charlstm.train.state import (Snapshot, check_compatible, optimizer_from_tensors, read_last, set_host_rng,
+                                  set_torch_rng, torch_rng, write_last)
+from charlstm.train.validate import LN2, eval_streams, score_nats
 
-LN2 = math.log(2.0)
 _clock = time.monotonic  # the loop's clock (tests substitute a deterministic one)
-METRICS = "metrics.jsonl"
 DEFAULT_EPOCHS = 10  # when no max-steps / max-epochs / time-budget is given
-# Validation streams: at most 64, each at least ~1024 characters long (every stream starts from a blank
-# state, so short ones would be scored mostly cold). Fixed, so val bpc does not depend on the batch.
-EVAL_STREAMS, EVAL_MIN_STREAM = 64, 1024
 
 
 @dataclass
@@ -88,24 +88,6 @@ class TrainResult:
     history: list[dict[str, Any]] = field(default_factory=list)  # this session's metrics lines
 
 
-def load_run_configs(run_dir: str | os.PathLike) -> tuple[ModelConfig, TrainConfig]:
-    """The model and train configs saved in a run's config.json (to resume with the same settings)."""
-    cfg = _read_config(Path(run_dir))
-    return ModelConfig(**cfg["model"]), _train_cfg(cfg["train"])
-
-
-def _read_config(run_dir: Path) -> dict[str, Any]:
-    try:
-        return json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise CharlstmError(f"cannot read {run_dir / 'config.json'} ({e})") from None
-
-
-def _train_cfg(d: dict[str, Any]) -> TrainConfig:
-    names = {f.name for f in dataclasses.fields(TrainConfig)}
-    return TrainConfig(**{k: v for k, v in d.items() if k in names})
-
-
 def train(dataset: str | os.PathLike | Dataset, run_dir: str | os.PathLike, model_cfg: ModelConfig,
           train_cfg: TrainConfig, resume: bool = False, force: bool = False, quiet: bool = False,
           callbacks: Sequence[Callback] | None = None) -> TrainResult:
@@ -129,7 +111,7 @@ def train(dataset: str | os.PathLike | Dataset, run_dir: str | os.PathLike, mode
     run_dir = Path(run_dir)
     check_run_dir(run_dir, resume, force)
     info = D.from_env()
-    device = D.resolve_device(tcfg.device, info)
+    device = D.check_device(resolve_device(tcfg.device, info.local_rank if info.enabled else None), info)
     D.setup(info, device)
     try:
         trainer = Trainer(ds, run_dir, mcfg, tcfg, info, device, resume, quiet, list(callbacks or []))
@@ -140,19 +122,6 @@ def train(dataset: str | os.PathLike | Dataset, run_dir: str | os.PathLike, mode
         return result
     finally:
         D.teardown(info)
-
-
-def check_run_dir(run_dir: Path, resume: bool, force: bool) -> None:
-    """Raise CharlstmError unless run_dir may be started (new, or --force) or resumed (has a last checkpoint)."""
-    exists = (run_dir / "config.json").exists() or (run_dir / LAST).exists()
-    if resume:
-        if not (run_dir / "config.json").exists():
-            raise CharlstmError(f"no run at {run_dir} to resume; drop --resume to start it")
-        if not (run_dir / LAST).exists():
-            raise CharlstmError(f"run {run_dir} has no {LAST} to resume from; start it over with --force")
-    elif exists and not force:
-        raise CharlstmError(f"run '{run_dir.name}' already exists at {run_dir}; use --resume to continue it, "
-                            "--force to start it over, or --run to pick another name")
 
 
 class Trainer:
@@ -175,7 +144,7 @@ class Trainer:
             raise CharlstmError(f"dataset '{ds.name}' has no validation split with at least 2 tokens; rebuild it with a validation fraction")
         if tcfg.eval_max_chars:
             val_ids = val_ids[: tcfg.eval_max_chars + 1]
-        self.saved_cfg = _read_config(run_dir) if resume else None
+        self.saved_cfg = read_config(run_dir) if resume else None
         if resume:
             check_compatible(self.saved_cfg, mcfg, tcfg, ds.meta)
 
@@ -194,13 +163,10 @@ class Trainer:
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=tcfg.lr, weight_decay=tcfg.weight_decay,
                                      **({"fused": True} if device.type == "cuda" else {}))
         self.streams = TrainStreams(train_ids, B, tcfg.seq_len, info.rank, info.world_size, device)
-        n_val = min(EVAL_STREAMS, max(1, (len(val_ids) - 1) // EVAL_MIN_STREAM))
-        self.val = EvalStreams(val_ids, n_val, tcfg.seq_len, info.rank, info.world_size, device)
+        self.val = eval_streams(val_ids, tcfg.seq_len, info.rank, info.world_size, device)
         self.net: torch.nn.Module = self.model
         if info.enabled:
-            from torch.nn.parallel import DistributedDataParallel as DDP
-
-            self.net = DDP(self.model, device_ids=[device.index] if device.type == "cuda" else None)
+            self.net = DistributedDataParallel(self.model, device_ids=[device.index] if device.type == "cuda" else None)
         if tcfg.compile:
             self.net = torch.compile(self.net)
         self.use_amp = tcfg.amp and device.type == "cuda"
@@ -229,8 +195,7 @@ class Trainer:
             if self.main:
                 for f in (BEST, LAST, METRICS):
                     (run_dir / f).unlink(missing_ok=True)
-                dsinfo = {"name": ds.name, "path": str(ds.path.resolve()), "meta": ds.meta}
-                write_run_config(run_dir, mcfg, tcfg, dsinfo, ds.vocab)
+                self._write_config()
             D.barrier(info)
         self.loss_sum = torch.zeros((), device=device)
         self.bad = torch.zeros((), device=device)
@@ -239,24 +204,26 @@ class Trainer:
         self.history: list[dict[str, Any]] = []
 
     # ------------------------------------------------------------------ resume
+    def _write_config(self) -> None:
+        ds = self.ds
+        dsinfo = {"name": ds.name, "path": str(ds.path.resolve()), "meta": ds.meta}
+        write_config(self.run_dir, self.mcfg, self.cfg, dsinfo, ds.vocab.to_json())
+
     def _load_last(self) -> None:
-        tensors, meta = load_tensors(self.run_dir / LAST, device="cpu")
-        tr = meta.get("trainer") or {}
-        if meta.get("format") != LAST_FORMAT or not tr:
-            raise CharlstmError(f"{self.run_dir / LAST} has no trainer state; it cannot be resumed")
-        self.model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
-        optimizer_from_tensors(self.opt, {k: v.to(self.device) for k, v in tensors.items() if k.startswith("optim.")},
-                               meta["optim"])
+        last = read_last(self.run_dir / LAST)
+        tr = last.trainer
+        self.model.load_state_dict(last.model_state())
+        optimizer_from_tensors(self.opt, last.optim_tensors(self.device), last.optim)
         b, r = self.streams.rows, self.info.rank
-        self.state = tuple(tensors[f"state.{i}"][:, r * b:(r + 1) * b].to(self.device, torch.float32).contiguous()
-                           for i in range(self.model.state_size))
+        self.state = tuple(s[:, r * b:(r + 1) * b].to(self.device, torch.float32).contiguous()
+                           for s in last.carried(self.model.state_size))
         saved_world = tr.get("world_size", 1)
         row = r if saved_world == self.info.world_size else 0
         if saved_world != self.info.world_size:
             self.ui.warn(f"the run was saved by {saved_world} process(es) and resumes on {self.info.world_size}: "
                          "weights, optimizer, data position and hidden state continue exactly; dropout masks are reseeded")
-        cuda = tensors.get("rng.cuda")
-        set_torch_rng(tensors["rng.torch"][row], cuda[row] if cuda is not None else None, self.device)
+        cuda = last.tensors.get("rng.cuda")
+        set_torch_rng(last.tensors["rng.torch"][row], cuda[row] if cuda is not None else None, self.device)
         set_host_rng(tr.get("host_rng", {}))
         self.step, self.epoch, self.chunk = tr["step"], tr["epoch"], tr["chunk"]
         self.lr_scale, self.nan_retries = tr["lr_scale"], tr.get("nan_retries", 0)
@@ -266,14 +233,8 @@ class Trainer:
         self.eval_seconds = tr.get("eval_seconds")
         self.reserve = self.eval_seconds or 0.0
         if self.main:
-            # Lines logged after the checkpoint belong to steps that will be redone.
-            mp = self.run_dir / METRICS
-            if mp.exists():
-                keep = [ln for ln in mp.read_text(encoding="utf-8").splitlines()
-                        if ln.strip() and json.loads(ln).get("step", 0) <= self.step]
-                atomic_write_bytes(mp, "".join(ln + "\n" for ln in keep).encode("utf-8"))
-            dsinfo = {"name": self.ds.name, "path": str(self.ds.path.resolve()), "meta": self.ds.meta}
-            write_run_config(self.run_dir, self.mcfg, self.cfg, dsinfo, self.ds.vocab)  # allowed changes, e.g. max-steps
+            trim_metrics(self.run_dir, self.step)  # later lines belong to steps that will be redone
+            self._write_config()  # allowed changes, e.g. max-steps
         self.ui.say(f"resuming run '{self.run_dir.name}' at step {self.step} (epoch {self.epoch_float:.2f})")
 
     @property
@@ -292,20 +253,12 @@ class Trainer:
         rng_c = D.gather_cat(cuda_rng.to(dev)[None], self.info, 0) if cuda_rng is not None else None
         if not self.main:
             return
-        otensors, ometa = optimizer_to_tensors(self.opt)
-        tensors = {f"model.{k}": v for k, v in self.model.state_dict().items()}
-        tensors.update(otensors)
-        tensors.update({f"state.{i}": s for i, s in enumerate(state)})
-        tensors["rng.torch"] = rng_t
-        if rng_c is not None:
-            tensors["rng.cuda"] = rng_c
         trainer = {**self._position(), "lr_scale": self.lr_scale, "nan_retries": self.nan_retries,
                    "best_val_bpc": self.best_val, "best_step": self.best_step, "last_val_bpc": self.last_val,
                    "last_eval_step": self.last_eval_step, "eval_seconds": self.eval_seconds,
                    "elapsed": elapsed, "progress": self._progress(elapsed), "world_size": self.info.world_size,
-                   "batch_size": self.cfg.batch_size, "seq_len": self.cfg.seq_len, "host_rng": host_rng()}
-        save_tensors(self.run_dir / LAST, tensors, {"format": LAST_FORMAT, "step": self.step,
-                                                    "val_bpc": self.last_val, "trainer": trainer, "optim": ometa})
+                   "batch_size": self.cfg.batch_size, "seq_len": self.cfg.seq_len}
+        write_last(self.run_dir / LAST, self.model, self.opt, state, rng_t, rng_c, trainer, self.step, self.last_val)
 
     # ------------------------------------------------------------------ steps
     def _progress(self, elapsed: float) -> float:
@@ -379,7 +332,7 @@ class Trainer:
     def run(self) -> TrainResult:
         cfg, info = self.cfg, self.info
         self.model.train()
-        self._install_signals()
+        signals = StopSignals(self)
         snapshot = Snapshot(self.model, self.opt, self.state, self._position(), self.device)
         t0 = _clock()
         chars_session, step_time = 0, 0.0
@@ -442,8 +395,7 @@ class Trainer:
                 if evaluated or done:
                     self._save_last(elapsed)
                 if self.main:
-                    with open(self.run_dir / METRICS, "a", encoding="utf-8") as f:
-                        f.write(json.dumps(rec) + "\n")
+                    append_metrics(self.run_dir, rec)
                 self.history.append(rec)
                 self.ui.update(self._progress(synced_elapsed), self.step, self.total_steps, rec, self.last_val)
                 if evaluated and self.main and not self.quiet and cfg.sample_chars > 0:
@@ -455,7 +407,7 @@ class Trainer:
                 last_log_t, last_log_step = _clock(), self.step
         finally:
             self.ui.close()
-            self._restore_signals()
+            signals.restore()
         elapsed = self.elapsed_before + _clock() - t0
         stopped = self.stop_reason or ("finished" if self.total_steps is not None and self.step >= self.total_steps
                                        else "time budget")
@@ -501,46 +453,6 @@ class Trainer:
         self.lr_scale *= 0.5
         self.ui.warn(f"non-finite loss or gradient between steps {self.step} and {bad_step}: rolled back to step "
                      f"{self.step} and halved the learning rate (x{self.lr_scale:g})")
-
-    # ------------------------------------------------------------------ Ctrl-C / SIGTERM
-    def _install_signals(self) -> None:
-        self._old_handlers = {}
-        if threading.current_thread() is not threading.main_thread():
-            return
-
-        def handler(signum, frame):
-            if self.stop_reason is not None and signum == signal.SIGINT:
-                raise KeyboardInterrupt  # second Ctrl-C: stop now
-            self.stop_reason = "interrupted"
-            self.ui.say(f"{signal.Signals(signum).name} received: stopping after this step and saving a checkpoint "
-                        "(Ctrl-C again to abort without saving)", always=True)
-
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            self._old_handlers[sig] = signal.signal(sig, handler)
-
-    def _restore_signals(self) -> None:
-        for sig, h in self._old_handlers.items():
-            signal.signal(sig, h)
-
-
-@torch.no_grad()
-def score_nats(model: CharRNN, streams: EvalStreams, amp: bool = False) -> torch.Tensor:
-    """Summed cross-entropy (nats, float64 scalar on the model's device) of this rank's validation rows.
-
-    Each row runs with its own carried state from a zero start; padding targets are ignored.
-    bpc = sum over ranks / streams.n_targets / ln 2.
-    """
-    was_training = model.training
-    model.eval()
-    dev = model.head.weight.device
-    state = model.init_state(streams.rows)
-    total = torch.zeros((), dtype=torch.float64, device=dev)
-    for x, y in streams.chunks():
-        with torch.autocast("cuda", dtype=torch.bfloat16) if amp else nullcontext():
-            logits, state = model(x, state)
-        total += F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), y.reshape(-1), reduction="sum").double()
-    model.train(was_training)
-    return total
 
 
 def _chunk_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

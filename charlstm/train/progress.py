@@ -1,18 +1,25 @@
 """What a training run shows a person: the progress bar, plain lines, warnings and samples.
 
+Owns the display only; it is told what happened (charlstm.train.loop) and prints it.
+
 Everything goes to stderr and only from rank 0. On a terminal a tqdm bar shows progress (towards the
 step cap or the time budget, whichever ends first), the loss, the last validation bpc and the speed;
 when stderr is a file or a pipe the bar is off and each evaluation prints one plain line instead.
 `quiet` silences all of it except warnings and the message saying where an interrupted run stopped.
+Ctrl-C and SIGTERM are the person's way to talk back: `StopSignals` turns them into a request to stop
+at the next step boundary (and save), a second Ctrl-C into an immediate stop.
 """
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 from typing import Any
 
-import torch
+from tqdm import tqdm
 
 from charlstm.model import CharRNN
+from charlstm.sample import SampleOptions, generate
 
 
 def describe(rec: dict[str, Any]) -> str:
@@ -41,8 +48,6 @@ class Progress:
         self.bar = None
 
     def start(self, progress: float, step: int) -> None:
-        from tqdm import tqdm
-
         # disable=None: tqdm draws the bar only on a terminal
         self.bar = tqdm(total=1000, disable=True if (self.quiet or not self.show) else None, file=sys.stderr,
                         dynamic_ncols=True, leave=True,
@@ -52,8 +57,6 @@ class Progress:
 
     def say(self, msg: str, always: bool = False) -> None:
         """An informational line (kept clear of the bar); `always` prints it even when quiet."""
-        from tqdm import tqdm
-
         if self.show and (always or not self.quiet):
             tqdm.write(msg, file=sys.stderr)
 
@@ -79,24 +82,38 @@ class Progress:
             self.bar.close()
 
 
-@torch.no_grad()
-def quick_sample(model: CharRNN, vocab, n: int, temperature: float = 0.8, seed: int = 0,
-                 prime: str = "\n") -> str:
-    """A short sample to show progress: temperature sampling on the carried state, O(1) per character.
-
-    Uses its own generator, so printing samples never changes the training RNG (exact resume).
-    """
+def quick_sample(model: CharRNN, vocab, n: int, temperature: float = 0.8, seed: int = 0) -> str:
+    """A short sample to show progress: charlstm.sample.generate from the start of a text, with its
+    own seeded generator, so printing samples never changes the training RNG (exact resume)."""
     was_training = model.training
     model.eval()
-    dev = model.head.weight.device
-    g = torch.Generator().manual_seed(seed)
-    ids = vocab.encode(prime, unknown="skip").tolist() or [vocab.eot_id if vocab.eot_id is not None else 0]
-    logits, state = model(torch.tensor([ids], device=dev))
-    out = []
-    for _ in range(n):
-        p = torch.softmax(logits[0, -1].float().cpu() / temperature, -1)
-        nxt = int(torch.multinomial(p, 1, generator=g))
-        out.append(nxt)
-        logits, state = model(torch.tensor([[nxt]], device=dev), state)
-    model.train(was_training)
-    return vocab.decode(out)
+    try:
+        g = generate(model, vocab, [], SampleOptions(length=n, temperature=temperature, seed=seed))
+    finally:
+        model.train(was_training)
+    return g.samples[0].text
+
+
+class StopSignals:
+    """While installed, Ctrl-C / SIGTERM set `trainer.stop_reason = "interrupted"` (the loop stops at
+    the next step boundary and saves); a second Ctrl-C raises KeyboardInterrupt. Only the main
+    thread can install signal handlers; elsewhere this does nothing. `restore()` puts the old ones back."""
+
+    def __init__(self, trainer: Any):
+        self._old: dict[int, Any] = {}
+        if threading.current_thread() is not threading.main_thread():
+            return
+
+        def handler(signum, frame):
+            if trainer.stop_reason is not None and signum == signal.SIGINT:
+                raise KeyboardInterrupt  # second Ctrl-C: stop now
+            trainer.stop_reason = "interrupted"
+            trainer.ui.say(f"{signal.Signals(signum).name} received: stopping after this step and saving a checkpoint "
+                           "(Ctrl-C again to abort without saving)", always=True)
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._old[sig] = signal.signal(sig, handler)
+
+    def restore(self) -> None:
+        for sig, h in self._old.items():
+            signal.signal(sig, h)

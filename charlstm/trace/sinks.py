@@ -1,0 +1,203 @@
+"""A trace and where its pieces go: the Trace object, the sink protocol, and the in-memory sinks.
+
+A trace of T characters holds, per traced layer l and kind k, an array ``arrays["layer{l}.{k}"]``
+shaped [T, H] (row t = the value after reading character t), plus per character the id, the
+probability the model gave the actual next character and its top-5 predictions. Kinds come from
+``charlstm.cells.KINDS``: LSTM and peephole h, c, i, f, g, o; GRU h, r, z, n; RNN h.
+
+Owns: Trace, TraceInfo, the Sink protocol, MemorySink (a Trace in memory) and ColumnSink (one unit),
+and which layers and kinds a request means (`resolve_layers`, `resolve_kinds`). Does not know:
+models (charlstm.trace.record computes the values) or files (charlstm.trace.files writes them).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any, Iterable, Protocol, Sequence
+
+import numpy as np
+
+from charlstm import cells
+from charlstm.errors import CharlstmError
+from charlstm.units import Unit, key, no_kind
+from charlstm.vocab import Vocab
+
+TOP_K = 5
+
+
+@dataclass
+class Trace:
+    """A trace of T characters (all arrays numpy, row t = after reading character t).
+
+    arrays: "layer{l}.{kind}" -> [T, H] (float32 or float16), for the traced layers and kinds.
+    ids: [T] int64, the ids read. next_prob: [T] float32, the probability the model gave the
+    actual next character (NaN for the last). top_ids / top_probs: [T, 5] int64 / float32, the
+    five most likely next characters (padded with -1 / 0 when the vocabulary is smaller).
+    text / chars: the text the model read (decoded ids) and one str per id (vocab.symbol).
+    """
+
+    arrays: dict[str, np.ndarray]
+    ids: np.ndarray
+    next_prob: np.ndarray
+    top_ids: np.ndarray
+    top_probs: np.ndarray
+    vocab: Vocab
+    cell: str
+    hidden_size: int
+    num_layers: int
+    layers: list[int]
+    kinds: list[str]
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @cached_property
+    def chars(self) -> list[str]:
+        sym = [self.vocab.symbol(i) for i in range(self.vocab.size)]
+        return [sym[i] for i in self.ids.tolist()]
+
+    @cached_property
+    def text(self) -> str:
+        return self.vocab.decode(self.ids)
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self.arrays[name]
+
+    def unit(self, name: str, unit: int) -> np.ndarray:
+        """One unit's values over the text, [T] float32."""
+        return np.asarray(self.arrays[name][:, unit], dtype=np.float32)
+
+    def head(self, n: int) -> "Trace":
+        """The first n characters (views, no copy)."""
+        return Trace({k: v[:n] for k, v in self.arrays.items()}, self.ids[:n], self.next_prob[:n],
+                     self.top_ids[:n], self.top_probs[:n], self.vocab, self.cell, self.hidden_size,
+                     self.num_layers, list(self.layers), list(self.kinds), dict(self.meta))
+
+    def unit_values(self, u: Unit) -> np.ndarray:
+        """The values of charlstm.units.Unit u over the text, [T] float32."""
+        return self.unit(u.key, u.unit)
+
+
+def resolve_layers(num_layers: int, layers: Iterable[int] | str | None) -> list[int]:
+    """None -> all layers; "0,2" or [0, 2] -> [0, 2]; raises CharlstmError for unknown layers."""
+    if layers is None:
+        return list(range(num_layers))
+    if isinstance(layers, str):
+        try:
+            layers = [int(x) for x in layers.split(",") if x.strip()]
+        except ValueError:
+            raise CharlstmError(f"cannot read layers '{layers}'; write e.g. 0,1") from None
+    out = sorted(set(int(x) for x in layers))
+    bad = [x for x in out if not 0 <= x < num_layers]
+    if bad or not out:
+        raise CharlstmError(f"layer {bad[0] if bad else '(none)'} does not exist; the model has layers 0..{num_layers - 1}")
+    return out
+
+
+def resolve_kinds(cell: str, kinds: Iterable[str] | str | None) -> list[str]:
+    """None -> every kind the cell exposes, in cells.KINDS order; raises CharlstmError otherwise."""
+    allowed = cells.KINDS[cell]
+    if kinds is None:
+        return list(allowed)
+    if isinstance(kinds, str):
+        kinds = [k.strip() for k in kinds.split(",") if k.strip()]
+    kinds = list(kinds)
+    for k in kinds:
+        if k not in allowed:
+            raise CharlstmError(no_kind(cell, k))
+    if not kinds:
+        raise CharlstmError(f"no kinds given; choose from {', '.join(allowed)}")
+    return [k for k in allowed if k in kinds]
+
+
+# ----------------------------------------------------------------------------- sinks
+@dataclass
+class TraceInfo:
+    """What a sink is told before the first chunk."""
+
+    cell: str
+    num_layers: int
+    hidden_size: int
+    layers: list[int]
+    total: int
+    vocab: Vocab
+
+
+class Sink(Protocol):
+    """Receives a trace chunk by chunk, in order. `layer` gets every kind of the cell (float32
+    [n, H] each, n <= chunk) for each traced layer; `head` gets the chunk's ids [n] and its
+    predictions (next_prob [n], top_ids [n, 5], top_probs [n, 5])."""
+
+    def begin(self, info: TraceInfo) -> None: ...
+    def layer(self, start: int, layer: int, arrays: dict[str, np.ndarray]) -> None: ...
+    def head(self, start: int, ids: np.ndarray, next_prob: np.ndarray, top_ids: np.ndarray,
+             top_probs: np.ndarray) -> None: ...
+    def end(self) -> None: ...
+
+
+class MemorySink:
+    """Collects the first `limit` characters (all when None) of the given kinds into preallocated
+    arrays (no growing lists: peak memory is the result plus one chunk)."""
+
+    def __init__(self, kinds: Sequence[str], dtype=np.float32, limit: int | None = None):
+        self.kinds, self.dtype, self.limit = list(kinds), np.dtype(dtype), limit
+        self.arrays: dict[str, np.ndarray] = {}
+
+    def begin(self, info: TraceInfo) -> None:
+        self.info = info
+        n = info.total if self.limit is None else min(self.limit, info.total)
+        self.n = n
+        H = info.hidden_size
+        self.arrays = {key(l, k): np.empty((n, H), self.dtype) for l in info.layers for k in self.kinds}
+        self.ids = np.empty(n, np.int64)
+        self.next_prob = np.empty(n, np.float32)
+        self.top_ids = np.empty((n, TOP_K), np.int64)
+        self.top_probs = np.empty((n, TOP_K), np.float32)
+
+    def layer(self, start: int, layer: int, arrays: dict[str, np.ndarray]) -> None:
+        m = min(self.n - start, len(next(iter(arrays.values()))))
+        if m <= 0:
+            return
+        for k in self.kinds:
+            self.arrays[key(layer, k)][start:start + m] = arrays[k][:m]
+
+    def head(self, start, ids, next_prob, top_ids, top_probs) -> None:
+        m = min(self.n - start, len(ids))
+        if m <= 0:
+            return
+        self.ids[start:start + m] = ids[:m]
+        self.next_prob[start:start + m] = next_prob[:m]
+        self.top_ids[start:start + m] = top_ids[:m]
+        self.top_probs[start:start + m] = top_probs[:m]
+
+    def end(self) -> None:
+        pass
+
+    def trace(self, meta: dict[str, Any] | None = None) -> Trace:
+        i = self.info
+        return Trace(self.arrays, self.ids, self.next_prob, self.top_ids, self.top_probs, i.vocab,
+                     i.cell, i.hidden_size, i.num_layers, list(i.layers), list(self.kinds), dict(meta or {}))
+
+
+class ColumnSink:
+    """Keeps one unit's values, [T] float32 (what `--show layer1.c:37` prints)."""
+
+    def __init__(self, u: Unit):
+        self.l, self.k, self.u = u.layer, u.kind, u.unit
+
+    def begin(self, info: TraceInfo) -> None:
+        self.values = np.empty(info.total, np.float32)
+
+    def layer(self, start, layer, arrays) -> None:
+        if layer == self.l:
+            a = arrays[self.k][:, self.u]
+            self.values[start:start + len(a)] = a
+
+    def head(self, *args) -> None:
+        pass
+
+    def end(self) -> None:
+        pass
+
+
