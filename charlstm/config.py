@@ -28,6 +28,9 @@ class ModelConfig:
     hidden_size: int = 256
     num_layers: int = 2
     dropout: float = 0.0
+    # Records (tweets, synthetic tasks): the end-of-record id, read from the zero state, so every
+    # record starts from the same state; None for running text (charlstm.model, "Records").
+    reset_id: int | None = None
 
     def validate(self) -> None:
         if self.cell not in CELLS:
@@ -37,6 +40,8 @@ class ModelConfig:
                 raise CharlstmError(f"{k.replace('_', '-')} must be at least 1, got {getattr(self, k)}")
         if not 0.0 <= self.dropout < 1.0:
             raise CharlstmError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.reset_id is not None and not 0 <= self.reset_id < self.vocab_size:
+            raise CharlstmError(f"reset-id {self.reset_id} is not an id of the vocabulary (size {self.vocab_size})")
 
 
 @dataclass
@@ -59,6 +64,11 @@ class TrainConfig:
     time_budget: float | None = None
     eval_every: int = 200
     eval_max_chars: int | None = None  # None: the whole validation split (exact bpc)
+    # last.safetensors is also written on a clock, whatever the evaluations do, so that a crash
+    # loses at most this much work: every save_every seconds (0: not on the clock), or every
+    # save_every_steps steps.
+    save_every: float | None = 300.0
+    save_every_steps: int | None = None
     log_every: int = 10
     sample_chars: int = 200  # printed at each evaluation; 0 to disable
     seed: int = 1234

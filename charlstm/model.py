@@ -6,6 +6,17 @@ returned by one call into the next continues the sequence exactly (truncated BPT
 
 lstm/gru/rnn use PyTorch's fused modules (cuDNN on GPU, oneDNN on CPU); peephole runs the explicit
 cell of charlstm.cells one step at a time (much slower; see docs/benchmarks.md).
+
+Records. A model of records (tweets, synthetic tasks; cfg.reset_id = the <eot> id) reads <eot> from
+the zero state: every record starts from the same state, the state after reading <eot> from zero,
+whatever came before it. Training lays records out so (charlstm.train.batches), and every reader
+follows the same rule through this module: `read` resets rows at <eot> inside a sequence, `begin`
+is the state (and prediction) a text starts from, and `context` puts the implicit <eot> in front of
+a text. A text given to a record model is therefore read as the start of a record, as sampling,
+scoring, tracing and ablation all do. Running-text models (reset_id None) carry the state through
+everything and start from zero.
+
+Owns: the model and that rule. Does not know: files, vocabularies or training.
 """
 from __future__ import annotations
 
@@ -109,10 +120,52 @@ class CharRNN(nn.Module):
         return out, (h,)
 
     def forward(self, x: Tensor, state: State | None = None) -> tuple[Tensor, State]:
+        """x [N, T] -> (logits [N, T, V], state), carrying the state through every position (the
+        fused kernels; training lays records out so that no row resets inside a chunk)."""
         if state is None:
             state = self.init_state(x.shape[0], device=x.device)
         out, state = self.recurrent(self.embed(x), state)
         return self.head(self.drop(out)), state
+
+    # -------------------------------------------------------------- records (see the module docstring)
+    @property
+    def reset_id(self) -> int | None:
+        return self.cfg.reset_id
+
+    def read(self, x: Tensor, state: State | None = None, logits: bool = True) -> tuple[Tensor | None, State]:
+        """Like forward, but a row whose input at step t is the reset id reads it from the zero
+        state. The fused kernels run between the columns where some row resets. x [N, T] ->
+        (logits [N, T, V], or None when logits=False: only the state is wanted, state)."""
+        if state is None:
+            state = self.init_state(x.shape[0], device=x.device)
+        r = self.reset_id
+        bounds = [0, x.shape[1]]
+        if r is not None:
+            bounds = sorted({0, x.shape[1], *torch.nonzero((x == r).any(0)).flatten().tolist()})
+        outs = []
+        for a, b in zip(bounds[:-1], bounds[1:]):
+            if r is not None:
+                keep = (x[:, a] != r).to(state[0].dtype)[None, :, None]  # [1, N, 1]: 0 where a row resets
+                state = tuple(s * keep for s in state)
+            out, state = self.recurrent(self.embed(x[:, a:b]), state)
+            if logits:
+                outs.append(self.head(self.drop(out)))
+        return (torch.cat(outs, 1) if logits else None), state
+
+    def begin(self, n: int = 1) -> tuple[State, Tensor | None]:
+        """The state a text starts from, for n rows, and the logits [n, V] predicting its first
+        symbol: after reading the reset id from the zero state (records), else the zero state and
+        None (running text: nothing predicts the first symbol)."""
+        dev = self.head.weight.device
+        if self.reset_id is None:
+            return self.init_state(n, device=dev), None
+        logits, state = self(torch.full((n, 1), self.reset_id, dtype=torch.long, device=dev))
+        return state, logits[:, 0]
+
+    def context(self, ids: list[int]) -> list[int]:
+        """The ids a model reads for a text: the implicit reset id first for records (a text starts a
+        record), the text alone for running text."""
+        return ([self.reset_id] if self.reset_id is not None else []) + list(ids)
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())

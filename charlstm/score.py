@@ -2,7 +2,9 @@
 
 Every symbol after the first is scored once, predicted from everything before it: the text is run
 in chunks with the state carried between them (the fused module, so this runs at training speed and
-memory stays bounded by the chunk). Bits per character = total surprisal / symbols scored, where
+memory stays bounded by the chunk). A model of records reads a text as the start of a record (the
+implicit <eot> of charlstm.model, "Records"), so its first symbol is scored too, predicted from the
+start of a record, and every <eot> in the text starts a new record. Bits per character = total surprisal / symbols scored, where
 surprisal = -log2 p(symbol | text before it). Byte models score bytes (bits per byte). `<unk>` is
 scored like any symbol (so a text with many unknown characters scores optimistically; use
 unknown="error", the default, to be told about them).
@@ -35,15 +37,17 @@ CHUNK = 2048  # symbols per forward call
 class ScoreResult:
     """The score of a sequence of ids.
 
-    bits: total surprisal in bits; scored: symbols scored (len(ids) - 1).
-    When per-character detail was asked for: ids [T] (the whole sequence), surprisal [T-1] float32
-    (bits of ids[1:]), top_ids / top_probs [T-1, k]: the model's k most likely next symbols before
-    each scored symbol.
+    bits: total surprisal in bits; scored: symbols scored, T - first. first: the position in ids of
+    the first scored symbol (1 for running text, 0 for records, whose first symbol is predicted from
+    the start of a record). When per-character detail was asked for: ids [T] (the text's ids),
+    surprisal [scored] float32 (bits of ids[first:]), top_ids / top_probs [scored, k]: the model's k
+    most likely next symbols before each scored symbol.
     """
 
     bits: float
     scored: int
     units: str = "char"
+    first: int = 1
     ids: np.ndarray | None = None
     surprisal: np.ndarray | None = None
     top_ids: np.ndarray | None = None
@@ -60,7 +64,8 @@ class ScoreResult:
 
 def score_ids(model, ids: np.ndarray | torch.Tensor, *, top: int = 0, per_char: bool = False,
               chunk: int = CHUNK, progress: Callable[[int], None] | None = None) -> ScoreResult:
-    """Score ids [T] under model (a CharRNN): every id after the first, state carried across chunks.
+    """Score ids [T] under model (a CharRNN): every id after the first (every id, for a model of
+    records: see the module docstring), the state carried across chunks.
 
     per_char: also keep each symbol's surprisal; top: and the `top` most likely predictions.
     progress(n) is called after each chunk with the number of symbols scored so far.
@@ -74,7 +79,11 @@ def score_ids(model, ids: np.ndarray | torch.Tensor, *, top: int = 0, per_char: 
     if T and (ids.min() < 0 or ids.max() >= V):
         raise CharlstmError(f"ids outside the model's vocabulary (size {V})")
     dev = model.head.weight.device
-    n = max(T - 1, 0)
+    # The ids the model reads: the implicit start of a record first, for records.
+    ctx = np.asarray(model.context([]), dtype=np.int64)
+    first = 1 - len(ctx)
+    ctx = np.concatenate([ctx, ids]) if len(ctx) else ids
+    n = max(len(ctx) - 1, 0) if T else 0
     keep = per_char or top > 0
     k = min(top, V)
     surprisal = np.empty(n, np.float32) if keep else None
@@ -86,9 +95,9 @@ def score_ids(model, ids: np.ndarray | torch.Tensor, *, top: int = 0, per_char: 
     with cpu_threads(1 if dev.type == "cpu" and cpu_busy() else None), torch.inference_mode():
         for s in range(0, n, chunk):
             e = min(s + chunk, n)
-            x = torch.from_numpy(ids[s:e]).to(dev)[None]
-            y = torch.from_numpy(ids[s + 1:e + 1]).to(dev)
-            logits, state = model(x, state)
+            x = torch.from_numpy(ctx[s:e]).to(dev)[None]
+            y = torch.from_numpy(ctx[s + 1:e + 1]).to(dev)
+            logits, state = model.read(x, state)
             logp = torch.log_softmax(logits[0].float(), dim=-1)  # [n_chunk, V]
             nll = -logp.gather(1, y[:, None])[:, 0]
             # Sum in float64 on the host: the total of millions of float32 terms must not drift.
@@ -102,7 +111,7 @@ def score_ids(model, ids: np.ndarray | torch.Tensor, *, top: int = 0, per_char: 
                     top_probs[s:e] = tp.exp().cpu().numpy()
             if progress is not None:
                 progress(e)
-    return ScoreResult(bits=total, scored=n, ids=ids if keep else None, surprisal=surprisal,
+    return ScoreResult(bits=total, scored=n, first=first, ids=ids if keep else None, surprisal=surprisal,
                        top_ids=top_ids, top_probs=top_probs)
 
 
@@ -116,14 +125,15 @@ def score_text(model, vocab: Vocab, text: str, *, unknown: str = "error", **kw) 
 
 
 def per_char_records(result: ScoreResult, vocab: Vocab):
-    """One dict per scored symbol: pos (index in the scored sequence), id, char, bits, and top:
+    """One dict per scored symbol: pos (its index in the text's ids), id, char, bits, and top:
     [[char, probability], ...] (the model's most likely predictions, best first)."""
     if result.surprisal is None or result.ids is None:
         raise ValueError("score with per_char=True to get per-character records")
     sym = [vocab.symbol(i) for i in range(len(vocab.symbols))]
     ids = result.ids
     for j in range(result.scored):
-        rec: dict[str, Any] = {"pos": j + 1, "id": int(ids[j + 1]), "char": sym[ids[j + 1]],
+        pos = result.first + j
+        rec: dict[str, Any] = {"pos": pos, "id": int(ids[pos]), "char": sym[ids[pos]],
                                "bits": round(float(result.surprisal[j]), 4)}
         if result.top_ids is not None:
             rec["top"] = [[sym[int(i)], round(float(p), 4)] for i, p in zip(result.top_ids[j], result.top_probs[j])]

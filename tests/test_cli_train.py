@@ -172,6 +172,52 @@ def test_sigterm_saves_a_checkpoint_says_how_to_resume_and_resumes_exactly(tmp_p
             assert torch.equal(a[k], b[k]), k
 
 
+def test_a_killed_run_resumes_from_its_clock_checkpoint_exactly(tmp_path):
+    """SIGKILL (no chance to save) after a --save-every checkpoint: the run resumes from it and ends
+    with the very weights of an uninterrupted run, although no evaluation ever happened."""
+    make_dataset()
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    opts = [*TINY, "--schedule", "constant", "--warmup", "0", "--eval-every", "1000000", "--save-every", "20"]
+    proc = subprocess.Popen([sys.executable, "-m", "charlstm", "train", "toy", "--run", "kill", *opts,
+                             "--max-steps", "1000000"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    last = ckpt() / "kill" / "last.safetensors"
+    deadline = time.time() + 60
+    while time.time() < deadline and not (last.exists() and load_tensors(last)[1]["step"] >= 40):
+        time.sleep(0.1)
+    proc.kill()
+    proc.wait(timeout=30)
+    saved = load_tensors(last)[1]["step"]
+    assert saved >= 40 and saved % 20 == 0  # written on the step clock, not at an evaluation
+    res = invoke("train", "toy", "--run", "kill", "--resume", "--max-steps", str(saved + 10))
+    assert res.exit_code == 0, res.output
+    res = invoke("train", "toy", "--run", "ref", *opts, "--max-steps", str(saved + 10))
+    assert res.exit_code == 0, res.output
+    a, b = load_tensors(last)[0], load_tensors(ckpt() / "ref" / "last.safetensors")[0]
+    for k in a:
+        if k.startswith(("model.", "optim.", "state.")):
+            assert torch.equal(a[k], b[k]), k
+
+
+def test_without_a_terminal_progress_comes_as_plain_lines(monkeypatch):
+    """stderr not a terminal (a log file, nohup, CI): no bar, but lines with step, progress, loss,
+    speed and ETA at a modest cadence, and every evaluation."""
+    from charlstm.train import progress as P
+
+    make_dataset()
+    monkeypatch.setenv("CHARLSTM_QUIET", "0")
+    monkeypatch.setattr(P, "PLAIN_EVERY", 0.0)  # every log point here; 30 s in real runs
+    res = CliRunner().invoke(main, ["train", "toy", *TINY, "--max-steps", "40", "--eval-every", "20"],
+                             catch_exceptions=False)  # a log point every 10 steps
+    assert res.exit_code == 0, res.output
+    lines = [ln for ln in res.stderr.splitlines() if ln.startswith("step ")]
+    assert [ln.split(":")[0] for ln in lines] == ["step 10/40 (25%)", "step 20/40 (50%)", "step 30/40 (75%)",
+                                                  "step 40/40 (100%)"]
+    assert "bpc" in lines[0] and "chars/s" in lines[0] and "ETA" in lines[0] and "elapsed" in lines[-1]
+    assert "val " in lines[1] and "ETA" not in lines[-1]
+    quiet = CliRunner().invoke(main, ["train", "toy", "--run", "q", *TINY, "--max-steps", "10", "-q"])
+    assert not [ln for ln in quiet.stderr.splitlines() if ln.startswith("step ")]
+
+
 def test_runs_survives_a_damaged_checkpoint():
     make_dataset()
     assert invoke("train", "toy", *TINY, "--max-steps", "3").exit_code == 0

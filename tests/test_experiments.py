@@ -11,7 +11,10 @@ from click.testing import CliRunner
 
 from charlstm.config import ModelConfig
 from charlstm.experiments import EXPERIMENTS, run_experiment
-from charlstm.experiments.common import ExperimentResult, FoundUnit, greedy_complete, record_ids
+from charlstm.checkpoint import save_model
+from charlstm.config import TrainConfig
+from charlstm.experiments.common import ExperimentResult, FoundUnit, complete, record_ids
+from charlstm.runs import BEST, write_config
 from charlstm.experiments.copy import held_out_strings
 from charlstm.experiments.report import Check, Report
 from charlstm.viz.colors import colours, unit_rows_html
@@ -33,10 +36,17 @@ def _tiny(seed: int = 0):
     return CharRNN(ModelConfig(vocab_size=vocab.size, embed_dim=4, hidden_size=5, num_layers=1)).eval(), vocab
 
 
-def test_greedy_complete_matches_a_step_by_step_argmax_from_the_record_start():
-    model, vocab = _tiny()
+def test_complete_is_a_step_by_step_argmax_from_the_record_start_through_a_loaded_run(tmp_path):
+    """The experiments' completions are what a user gets from a run folder (charlstm.load +
+    generate), checked against the obvious twin: the model over <eot> + prime, argmax, repeated."""
+    torch.manual_seed(0)
+    vocab = Vocab.build_char(Counter("abX"))
+    model = CharRNN(ModelConfig(vocab_size=vocab.size, embed_dim=4, hidden_size=5, num_layers=1,
+                                reset_id=vocab.eot_id)).eval()
+    write_config(tmp_path / "run", model.cfg, TrainConfig(), {"name": "t", "path": "", "meta": {}}, vocab.to_json())
+    save_model(tmp_path / "run" / BEST, model, {"step": 0})
     primes_ = ["a", "aaX", "abX", "b"]
-    got = greedy_complete(model, vocab, primes_, 6)
+    got = complete(tmp_path / "run", primes_, 6)
     for p, g in zip(primes_, got):
         ids = [vocab.eot_id] + vocab.encode(p).tolist()
         want = []
@@ -157,6 +167,12 @@ def test_counting(tmp_path):
     assert "largest exact N" in md and m["unit"] in md
     assert (tmp_path / "counting-text.png").exists() and (tmp_path / "counting-hc.png").exists()
     assert (tmp_path / "run" / "model.safetensors").exists()
+    # what a user gets: `charlstm sample RUN --prime a..aX --greedy` in a fresh process-like call
+    from charlstm.cli import main
+
+    for n in range(1, 11):
+        res = CliRunner().invoke(main, ["sample", str(tmp_path / "run"), "--prime", "a" * n + "X", "--greedy", "-q"])
+        assert res.exit_code == 0 and res.stdout == "a" * n + "X" + "b" * n + "\n", (n, res.stdout)
 
 
 @pytest.mark.slow

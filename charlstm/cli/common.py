@@ -31,3 +31,19 @@ def parse_duration(text: str | None) -> float | None:
     if not math.isfinite(v) or v <= 0:
         raise CharlstmError(f"a duration must be a positive, finite number of seconds, minutes or hours, got '{text}'")
     return v
+
+
+def parse_save_every(text: str | None) -> dict[str, float | int | None]:
+    """--save-every: '5m' / '90s' / '1.5h' (a duration) or '1000' (steps) or 'off' -> the config
+    fields save_every (seconds; 0 = not on the clock) and save_every_steps; {} when not given (the
+    defaults stay)."""
+    if text is None:
+        return {}
+    t = text.strip().lower()
+    if t == "off":
+        return {"save_every": 0.0}
+    if t.isdigit():
+        if int(t) < 1:
+            raise CharlstmError(f"--save-every takes a positive number of steps or a duration, got '{text}'")
+        return {"save_every": 0.0, "save_every_steps": int(t)}
+    return {"save_every": parse_duration(text)}

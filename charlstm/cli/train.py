@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from charlstm.cli.common import parse_duration, quiet_option
+from charlstm.cli.common import parse_duration, parse_save_every, quiet_option
 from charlstm.config import CELLS, PRESETS
 from charlstm.runs import runs_root
 
@@ -44,6 +44,9 @@ _RENAME = {"layers": "num_layers", "hidden": "hidden_size", "embed": "embed_dim"
                    "candidate models on this machine (the options you give still win). Default: on when --time-budget "
                    "is the only sizing option given.")
 @click.option("--eval-every", type=int, help="Score the validation split every this many steps.")
+@click.option("--save-every", metavar="DURATION|STEPS",
+              help="Also save last.safetensors every DURATION (5m) or every STEPS steps (1000), whatever the "
+                   "evaluations do, so a crash loses at most that much work; 'off' for evaluations only [default: 5m].")
 @click.option("--eval-chars", "eval_max_chars", type=int, metavar="N",
               help="Score only the first N validation characters (still exact on them). Default: all.")
 @click.option("--seed", type=int, help="One seed for everything (a CPU run is fully deterministic).")
@@ -54,8 +57,8 @@ _RENAME = {"layers": "num_layers", "hidden": "hidden_size", "embed": "embed_dim"
 @click.option("--force", is_flag=True, help="Replace an existing run of the same name.")
 @quiet_option
 def train_cmd(dataset: str, run_name: str | None, preset: str | None, config_file: Path | None, resume: bool,
-              force: bool, quiet: bool, time_budget: str | None, autosize: bool | None, compile_: bool | None,
-              amp: bool | None, **opts: Any) -> None:
+              force: bool, quiet: bool, time_budget: str | None, save_every: str | None, autosize: bool | None,
+              compile_: bool | None, amp: bool | None, **opts: Any) -> None:
     """Train a character model on DATASET (a name under data/ or a dataset folder).
 
     \b
@@ -76,7 +79,7 @@ def train_cmd(dataset: str, run_name: str | None, preset: str | None, config_fil
     name = run_name or check_name(Path(dataset.rstrip("/")).name, "run")
     rdir = run_dir(name)
     overrides = {_RENAME.get(k, k): v for k, v in opts.items()}
-    overrides.update(time_budget=parse_duration(time_budget), compile=compile_, amp=amp)
+    overrides.update(time_budget=parse_duration(time_budget), compile=compile_, amp=amp, **parse_save_every(save_every))
     setup = configure(dataset, rdir, preset=preset, config_file=config_file, overrides=overrides, resume=resume,
                       force=force, autosize_flag=autosize, say=(lambda msg: None) if quiet else click.echo)
     if setup.autosized:

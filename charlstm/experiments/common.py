@@ -1,18 +1,14 @@
 """What the four synthetic experiments share: writing the task's dataset, training the small model
-with charlstm.train, greedy completion from a record boundary, tracing fresh records, and the result
-object each experiment returns.
+with charlstm.train, greedy completion the way a user runs it, tracing fresh records, and the
+result object each experiment returns.
 
-Record boundaries. Synthetic datasets are records ending in <eot>, trained as one stream with the
-state carried across records, so the model's "start of a record" is the state after reading earlier
-records, each ending in <eot>; the zero state is seen only at the start of each epoch. Primes here
-are therefore read after a context of CONTEXT sequences of the task (`context_records`), as in the
-training stream. Right after the zero state, or after a single record, a model may not yet be in its
-usual state: a counting model then ends its b's one early or late (what is left of the previous
-count shifts the new one), a copy model shifts its copy by one position; from two records on, the
-completions no longer depend on the context (checked on 8 random contexts). `charlstm sample RUN
---prime ...` starts from the zero state; the copy report measures both.
+Record boundaries. Synthetic datasets are records ending in <eot>; a model of records reads every
+record from the start of a record (charlstm.model, "Records"), in training as in sampling. So the
+completions here are what a user gets: `charlstm.load(run).generate(prime, greedy=True)` (the same
+path as `charlstm sample RUN --prime ... --greedy`) on a freshly loaded run, from a fresh start.
 Training runs on one CPU thread: for models this small, more threads only add synchronisation (and
 on a busy machine cost several times the single-thread time).
+Owns: those shared steps. Does not know: any one task.
 """
 from __future__ import annotations
 
@@ -23,11 +19,17 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
-import torch
 
+import charlstm
+from charlstm.checkpoint import load_model
 from charlstm.config import ModelConfig, TrainConfig
+from charlstm.corpora.build import EncodeOptions, dataset_dir, write_records
+from charlstm.corpora.synthetic import write_synthetic
 from charlstm.experiments.report import Check
+from charlstm.inputs import step_symbols
 from charlstm.runtime import one_thread
+from charlstm.trace import trace_ids
+from charlstm.train import train
 from charlstm.vocab import Vocab
 
 Log = Callable[[str], None]
@@ -93,11 +95,6 @@ def train_task(task: str, out: Path, seed: int, mcfg: ModelConfig, tcfg: TrainCo
     records: the sequences to use instead of charlstm.corpora.synthetic's (e.g. with some strings
     held out); they get <eot> and splits like any synthetic dataset. Returns (model, vocab, dataset,
     TrainResult)."""
-    from charlstm.checkpoint import load_model
-    from charlstm.corpora.build import EncodeOptions, dataset_dir, write_records
-    from charlstm.corpora.synthetic import write_synthetic
-    from charlstm.train import train
-
     data_dir = out / "data"
     if records is None:
         ds = write_synthetic(task, task, num=num, seed=seed, data_dir=data_dir, force=True)
@@ -125,68 +122,19 @@ def record_ids(vocab: Vocab, records: Sequence[str]) -> tuple[np.ndarray, np.nda
     return np.asarray(ids, dtype=np.int64), np.asarray(which, dtype=np.int64)
 
 
-CONTEXT = 4
-
-
-def context_records(task: str, seed: int, n: int = CONTEXT) -> list[str]:
-    """The sequences read before every prime (see the module docstring): n of the task's, fixed by
-    the seed, drawn apart from the training and test sequences."""
-    from charlstm.corpora.synthetic import generate
-
-    return generate(task, n, seed=seed + 5000)
-
-
-@torch.inference_mode()
-def greedy_complete(model, vocab: Vocab, primes: Sequence[str], max_new: int | Sequence[int],
-                    context: Sequence[str] = ()) -> list[str]:
-    """Greedy completion of each prime until <eot> or max_new characters (the <eot> is not
-    returned). The model first reads <eot>, then each context record and its <eot>, then the prime.
-    Primes of equal length run as one batch."""
-    model.eval()
-    before = [vocab.eot_id]
-    for rec in context:
-        before += vocab.encode(rec, unknown="error").tolist() + [vocab.eot_id]
+def complete(run: Path, primes: Sequence[str], max_new: int | Sequence[int]) -> list[str]:
+    """Greedy completion of each prime until <eot> or max_new characters, through the user's path:
+    the run loaded from disk with charlstm.load, each prime generated from a fresh start."""
+    model = charlstm.load(run)
     limits = [max_new] * len(primes) if isinstance(max_new, int) else list(max_new)
-    out: list[str] = [""] * len(primes)
-    by_len: dict[int, list[int]] = {}
-    for k, p in enumerate(primes):
-        by_len.setdefault(len(p), []).append(k)
-    eot = vocab.eot_id
-    for _, group in sorted(by_len.items()):
-        x = torch.tensor([before + vocab.encode(primes[k], unknown="error").tolist() for k in group])
-        logits, state = model(x)
-        nxt = logits[:, -1].argmax(-1)
-        done = torch.zeros(len(group), dtype=torch.bool)
-        got: list[list[int]] = [[] for _ in group]
-        for _ in range(max(limits[k] for k in group)):
-            for j, k in enumerate(group):
-                if not done[j] and (int(nxt[j]) == eot or len(got[j]) >= limits[k]):
-                    done[j] = True
-                if not done[j]:
-                    got[j].append(int(nxt[j]))
-            if bool(done.all()):
-                break
-            logits, state = model(nxt[:, None], state)
-            nxt = logits[:, -1].argmax(-1)
-        for j, k in enumerate(group):
-            out[k] = vocab.decode(got[j])
-    return out
+    return [model.generate(p, length=n, greedy=True) for p, n in zip(primes, limits)]
 
 
 def trace_records(model, vocab: Vocab, records: Sequence[str]):
-    """Trace fresh records read as one stream (as in training): (Trace, symbols [T], record index
-    [T]). The trace covers every layer and kind."""
-    from charlstm.inputs import step_symbols
-    from charlstm.trace import trace_ids
-
+    """Trace fresh records written one after another (each read from the start of a record):
+    (Trace, symbols [T], record index [T]). The trace covers every layer and kind."""
     ids, which = record_ids(vocab, records)
     return trace_ids(model, vocab, ids), step_symbols(vocab, ids), which
-
-
-def context_note(context: Sequence[str]) -> str:
-    """How the report names the context: "after 4 sequences of the task (aaXbb, ...)"."""
-    shown = ", ".join(f"`{c}`" for c in context[:2]) + (", ..." if len(context) > 2 else "")
-    return f"after {len(context)} other sequences of the task ({shown}) and their <eot>, as in the training stream"
 
 
 def model_summary(mcfg: ModelConfig, tcfg: TrainConfig, res, num: int) -> list[tuple[str, str]]:

@@ -1,7 +1,8 @@
 """Experiment 1, counting: ``aaaaaXbbbbb`` (N a's, X, N b's; N in 1..10), one LSTM layer of 10 units.
 
-Measures greedy completion of "a"*N + "X" for N = 1..MAX_N (exact for every N in 1..10 is required;
-the report gives how far beyond it stays exact), then finds, over traces of fresh sequences, the
+Measures greedy completion of "a"*N + "X" for N = 1..MAX_N the way a user runs it (the run loaded
+with charlstm.load, `generate(prime, greedy=True)` from a fresh start; exact for every N in 1..10 is
+required; the report gives how far beyond it stays exact), then finds, over traces of fresh sequences, the
 unit whose cell or hidden state tracks the running count #a - #b (feature ``count:a-b``), checks
 |r| >= 0.9, shows it, and ablates it.
 """
@@ -13,8 +14,8 @@ import numpy as np
 
 from charlstm.config import ModelConfig, TrainConfig
 from charlstm.corpora.synthetic import generate
-from charlstm.experiments.common import (ExperimentResult, FoundUnit, Log, context_note, context_records,
-                                         greedy_complete, model_summary, record_ids, trace_records, train_task)
+from charlstm.experiments.common import (ExperimentResult, FoundUnit, Log, complete, model_summary, record_ids,
+                                         trace_records, train_task)
 from charlstm.experiments.report import Check, Report
 from charlstm.viz.plots import series_png, text_png
 from charlstm.units import kind_of
@@ -39,10 +40,9 @@ def run(out: Path, seed: int, log: Log) -> ExperimentResult:
     tcfg = dataclasses.replace(TRAIN, seed=seed)
     model, vocab, ds, res = train_task(NAME, out, seed, MODEL, tcfg, NUM, log)
 
-    # Generalisation: greedy completion from a record start.
+    # Generalisation: greedy completion as a user gets it (charlstm.load(run).generate, fresh start).
     ns = list(range(1, MAX_N + 1))
-    ctx = context_records(NAME, seed)
-    got = greedy_complete(model, vocab, ["a" * n + "X" for n in ns], [2 * n + 5 for n in ns], ctx)
+    got = complete(out / "run", ["a" * n + "X" for n in ns], [2 * n + 5 for n in ns])
     exact = {n: g == "b" * n for n, g in zip(ns, got)}
     lo, hi = TRAIN_RANGE
     in_range = sum(exact[n] for n in range(lo, hi + 1))
@@ -72,7 +72,8 @@ def run(out: Path, seed: int, log: Log) -> ExperimentResult:
     rep.heading("Setup")
     rep.table(["", ""], model_summary(MODEL, tcfg, res, NUM))
     rep.heading("Generalisation")
-    rep.para(f"Greedy completion of `a`*N + `X` at a record start ({context_note(ctx)}) until <eot>; exact means N "
+    rep.para("Greedy completion of `a`*N + `X` until <eot>, as a user runs it: `charlstm.load(run).generate(prime, "
+             "greedy=True)` from a fresh start (the same as `charlstm sample RUN --prime aaaX --greedy`); exact means N "
              "b's then <eot>. "
              f"In the training range: {in_range}/{hi - lo + 1} exact. Exact for every N up to {all_upto}; "
              f"largest exact N up to {MAX_N}: {largest}" + (f"; first failure at N = {first_fail}" if first_fail else "")

@@ -18,8 +18,8 @@ import numpy as np
 
 from charlstm.config import ModelConfig, TrainConfig
 from charlstm.corpora.synthetic import generate
-from charlstm.experiments.common import (ExperimentResult, FoundUnit, Log, context_note, context_records,
-                                         greedy_complete, model_summary, record_ids, trace_records, train_task)
+from charlstm.experiments.common import (ExperimentResult, FoundUnit, Log, complete, model_summary, record_ids,
+                                         trace_records, train_task)
 from charlstm.experiments.report import Check, Report
 from charlstm.viz.plots import series_png, text_png
 from charlstm.units import kind_of
@@ -54,8 +54,8 @@ def primes(seed: int, lo: int, hi: int, per_n: int, max_x: int = 10) -> list[tup
     return out
 
 
-def _accuracy(model, vocab, pairs: list[tuple[int, str]], context: list[str]) -> dict[int, float]:
-    got = greedy_complete(model, vocab, [p for _, p in pairs], [n + 5 for n, _ in pairs], context)
+def _accuracy(run: Path, pairs: list[tuple[int, str]]) -> dict[int, float]:
+    got = complete(run, [p for _, p in pairs], [n + 5 for n, _ in pairs])
     by_n: dict[int, list[bool]] = {}
     for (n, _), g in zip(pairs, got):
         by_n.setdefault(n, []).append(g == "b" * n)
@@ -68,9 +68,8 @@ def run(out: Path, seed: int, log: Log) -> ExperimentResult:
     model, vocab, ds, res = train_task(NAME, out, seed, MODEL, tcfg, NUM, log)
 
     lo, hi = TRAIN_RANGE
-    ctx = context_records(NAME, seed)
-    acc_in = _accuracy(model, vocab, primes(seed + 2000, lo, hi, PER_N), ctx)
-    acc_out = _accuracy(model, vocab, primes(seed + 3000, *BEYOND, PER_N // 2), ctx)
+    acc_in = _accuracy(out / "run", primes(seed + 2000, lo, hi, PER_N))
+    acc_out = _accuracy(out / "run", primes(seed + 3000, *BEYOND, PER_N // 2))
     exact_ns = sum(v == 1.0 for v in acc_in.values())
     overall = float(np.mean(list(acc_in.values())))
     log(f"greedy completion: {overall:.1%} exact in {lo}..{hi} ({exact_ns}/{hi - lo + 1} N always exact)")
@@ -107,8 +106,8 @@ def run(out: Path, seed: int, log: Log) -> ExperimentResult:
     rep.heading("Setup")
     rep.table(["", ""], model_summary(MODEL, tcfg, res, NUM))
     rep.heading("Generalisation")
-    rep.para(f"Greedy completion of random primes (a's and X's, then Y) at a record start ({context_note(ctx)}); "
-             f"exact means N b's then "
+    rep.para("Greedy completion of random primes (a's and X's, then Y) as a user runs it (`charlstm.load(run)."
+             "generate(prime, greedy=True)` from a fresh start); exact means N b's then "
              f"<eot>. {PER_N} primes per N in the training range, {PER_N // 2} per N beyond it.")
     rep.table(["N", "exact"], [(n, f"{v:.0%}") for n, v in {**acc_in, **acc_out}.items()])
     rep.heading("The counting neuron (found automatically)")

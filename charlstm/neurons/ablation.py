@@ -96,7 +96,8 @@ def explicit_losses(model, ids: np.ndarray, interventions: Sequence[Clamp | None
     time, on `model.layer_params`), once per entry of `interventions` (None: unablated), all in one
     batch. Returns the loss of every prediction in nats, float64 [len(interventions), T - 1]: row k,
     column t is -log p(ids[t+1] | ids[:t+1]) under intervention k. state: optional initial state (as
-    the model takes it, [L, 1, H] each), else zeros."""
+    the model takes it, [L, 1, H] each), else where the model's texts start (charlstm.model.begin;
+    a record model also reads each <eot> from the zero state)."""
     ids_t = torch.as_tensor(np.asarray(ids, dtype=np.int64))
     if len(ids_t) < 2:
         raise CharlstmError("at least 2 characters are needed to score a prediction")
@@ -118,12 +119,12 @@ def _explicit_run(model, ids_t: Tensor, interventions: Sequence[Clamp | None], s
     dev = w.device
     x = model.embed(ids_t.to(dev))[None].expand(N, T, -1)  # [N, T, E]
     n_state = cells.state_size(cfg.cell)
+    if state is None:
+        state, _ = model.begin(1)
+    resets = set((ids_t == cfg.reset_id).nonzero().flatten().tolist()) if cfg.reset_id is not None else set()
     for layer in range(cfg.num_layers):
         p = model.layer_params(layer)
-        if state is None:
-            st = tuple(torch.zeros(N, cfg.hidden_size, device=dev, dtype=w.dtype) for _ in range(n_state))
-        else:
-            st = tuple(s[layer].expand(N, -1).contiguous() for s in state)
+        st = tuple(s[layer].expand(N, -1).contiguous() for s in state)
         # (intervention, bool [N, H] its row and unit, bool [N, 1] its row) for this layer
         sels = []
         for k, iv in enumerate(interventions):
@@ -133,6 +134,8 @@ def _explicit_run(model, ids_t: Tensor, interventions: Sequence[Clamp | None], s
                 sels.append((iv, sel, sel.any(1, keepdim=True)))
         outs = []
         for t in range(T):
+            if t in resets:
+                st = tuple(torch.zeros_like(s) for s in st)
             xt = x[:, t]
             r = cells.step(cfg.cell, xt, st, p)
             h, new = r["h"], ((r["h"], r["c"]) if n_state == 2 else (r["h"],))
@@ -156,7 +159,7 @@ def fused_losses(model, ids: np.ndarray) -> np.ndarray:
     was_training = model.training
     model.eval()
     try:
-        logits, _ = model(ids_t)
+        logits, _ = model.read(ids_t, model.begin(1)[0])
     finally:
         model.train(was_training)
     logp = torch.log_softmax(logits[0, :-1].double(), -1)

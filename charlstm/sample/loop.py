@@ -34,13 +34,14 @@ PRIME_CHUNK = 4096  # prime characters per fused forward call: bounds memory for
 def read_prime(model, ids: Sequence[int] | np.ndarray, state: tuple[Tensor, ...] | None = None,
                chunk: int = PRIME_CHUNK) -> tuple[Tensor, ...]:
     """Run ids (a prime, [P]) through the model's recurrent layers once, in chunks -> the state
-    (tuple of [L, 1, H]). Uses the fused module (fast over many characters); no head."""
+    (tuple of [L, 1, H]). Uses the fused module (fast over many characters; a record model resets at
+    each <eot>, charlstm.model.read); no head."""
     dev = model.head.weight.device
     state = state if state is not None else model.init_state(1, device=dev)
     ids = np.asarray(ids, dtype=np.int64)
     for s in range(0, len(ids), chunk):
         x = torch.from_numpy(ids[s:s + chunk]).to(dev)[None]
-        _, state = model.recurrent(model.embed(x), state)
+        _, state = model.read(x, state, logits=False)
     return state
 
 
@@ -48,6 +49,13 @@ def start_id(vocab: Vocab) -> int:
     """What an empty prime starts from: <eot> (the start of a new document/record) when the
     vocabulary has it, else a newline."""
     return vocab.eot_id if vocab.eot_id is not None else int(vocab.encode("\n")[0])
+
+
+def start_context(model, vocab: Vocab, prime: list[int]) -> list[int]:
+    """The ids generation reads before its first new character: a record model reads the prime as
+    the start of a record (<eot> first, charlstm.model.context); an empty prime starts from
+    `start_id`."""
+    return model.context(prime) or [start_id(vocab)]
 
 
 # ----------------------------------------------------------------------------- text and stopping
@@ -168,7 +176,7 @@ def _generate(model, vocab: Vocab, prime_ids, opts: SampleOptions, on_text, bloc
     dev = model.head.weight.device
     gen = torch.Generator(device=dev)
     gen.manual_seed(seed)
-    context = prime or [start_id(vocab)]
+    context = start_context(model, vocab, prime)
     rows = [RowText(vocab, opts.stop, opts.stop_at_eot) for _ in range(N)]
     with torch.inference_mode():
         st = Stepper(model, N, temperature=1.0 if opts.greedy else opts.temperature, unk_id=vocab.unk_id,
@@ -284,12 +292,12 @@ def naive_generate(model, vocab: Vocab, prime_ids: Sequence[int] | np.ndarray, o
     gen = torch.Generator(device=dev)
     gen.manual_seed(seed)
     rows = [RowText(vocab, opts.stop, opts.stop_at_eot) for _ in range(N)]
-    ctx = torch.tensor(prime or [start_id(vocab)], dtype=torch.long, device=dev)[None].expand(N, -1)
+    ctx = torch.tensor(start_context(model, vocab, prime), dtype=torch.long, device=dev)[None].expand(N, -1)
     noise = GumbelNoise((N, model.cfg.vocab_size), gen, dev, model.head.weight.dtype)
     steps = 0
     with torch.inference_mode():
         for t in range(length):
-            logits, _ = model(ctx)
+            logits, _ = model.read(ctx)
             steps += 1
             lg = temper(logits[:, -1], 1.0 if opts.greedy else opts.temperature, vocab.unk_id)
             nxt = sample_next(lg, top_k=opts.top_k, top_p=opts.top_p, greedy=opts.greedy,

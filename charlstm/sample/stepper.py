@@ -80,7 +80,9 @@ class Stepper:
 
     step(ids [N] int64) -> logits [N, V]: tempered (divided by temperature) with <unk> at -inf.
     The logits tensor is an internal buffer, overwritten by the next step. Runs any cell; clamps
-    (see the module docstring) apply while `clamping` is True. Use under torch.inference_mode().
+    (see the module docstring) apply while `clamping` is True. A model of records reads its reset
+    id (<eot>) from the zero state (charlstm.model, "Records"): a row fed it is zeroed first. Use
+    under torch.inference_mode().
     """
 
     def __init__(self, model, batch: int, temperature: float = 1.0, unk_id: int | None = None,
@@ -94,6 +96,7 @@ class Stepper:
         dev, dt = w.device, w.dtype
         self.steps = 0
         self.clamping = True
+        self.reset_id = cfg.reset_id
         for c in clamp:
             check_unit(c, cell, L, H)
         prep = prepared_weights(model)
@@ -115,6 +118,7 @@ class Stepper:
         self.tmp = torch.empty(N, H, device=dev, dtype=dt)
         self.logits = torch.empty(N, self.V, device=dev, dtype=dt)
         self.nxt = torch.zeros(N, dtype=torch.long, device=dev)
+        self.keep = torch.empty(N, dtype=torch.bool, device=dev)  # rows not reading the reset id
         # One row on the CPU: numpy's argmax over this view of the logits costs a quarter of
         # torch.argmax + .item(), and gives the Python int the next step and the text both want.
         self.logits_np = self.logits.numpy() if dev.type == "cpu" and N == 1 else None
@@ -185,6 +189,19 @@ class Stepper:
         if cl is not None:
             t.index_copy_(1, cl[0], cl[1])
 
+    def _reset_rows(self, ids: Tensor | int) -> None:
+        """Zero the state of the rows about to read the reset id (no host sync: CUDA-graph safe)."""
+        if isinstance(ids, int):
+            if ids == self.reset_id:
+                self.S.zero_()
+                if self.C is not None:
+                    self.C.zero_()
+            return
+        keep = torch.ne(ids, self.reset_id, out=self.keep)
+        self.S.mul_(keep[:, None])
+        if self.C is not None:
+            self.C.mul_(keep[None, :, None])
+
     def step(self, ids: Tensor | int, head_bias: Tensor | None = None) -> Tensor:
         """Feed one id per row (ids [N] int64, or a Python int when N == 1) -> next-symbol logits
         [N, V] (internal buffer).
@@ -192,6 +209,8 @@ class Stepper:
         head_bias [N, V]: use instead of the head's (tempered, <unk>-masked) bias, e.g. that bias
         plus this step's Gumbel noise. An int id skips the gather: its table row is a ready view."""
         self.steps += 1
+        if self.reset_id is not None:
+            self._reset_rows(ids)
         clamp = self.any_clamp and self.clamping
         if self.plain is not None and not clamp:
             if self.np_plain is not None and isinstance(ids, int):

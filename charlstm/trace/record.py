@@ -12,6 +12,9 @@ How the values are computed (and why it is fast without being a second implement
 * peephole: the gates read c, so there is no shortcut; ``cells.unroll`` runs step by step (the
   model itself runs that way too).
 
+A model of records starts from the start of a record and reads each <eot> from the zero state
+(charlstm.model, "Records"): chunks are cut at every <eot>, and the state is zeroed before one.
+
 Long inputs are processed in chunks of ``chunk`` characters with the state carried across chunks,
 and every chunk is handed to *sinks* (in memory, an .npz writer, an LSTMVis writer, gate
 statistics...), so working memory is O(chunk x units), not O(text).
@@ -120,16 +123,21 @@ def _run(model: nn.Module, ids: np.ndarray, sinks: Sequence[Sink], want: set[int
     seq_threads = step_threads(dev, max(model.layer_macs(l) for l in range(L)))
     params = [model.layer_params(l) for l in range(L)]
     # Carried state per layer: torch (h, c) [1, 1, H] for the fused modules; numpy c for the loop.
-    h_state = [torch.zeros(1, 1, H, device=dev, dtype=dt) for _ in range(L)]
-    c_state = [torch.zeros(1, 1, H, device=dev, dtype=dt) for _ in range(L)]
-    c_np = [np.zeros(H, np.float32) for _ in range(L)]
+    # A text starts where the model's texts start (charlstm.model.begin).
+    begin, _ = model.begin(1)
+    h_state = [begin[0][l:l + 1].to(dt) for l in range(L)]
+    c_state = [(begin[1] if len(begin) > 1 else torch.zeros_like(begin[0]))[l:l + 1].to(dt) for l in range(L)]
+    c_np = [_np(c[0, 0]) for c in c_state]
     T = len(ids)
     k = min(TOP_K, cfg.vocab_size)
     bar = tqdm(total=T, unit="char", unit_scale=True, disable=not progress, desc="trace")
     try:
-        for start in range(0, T, chunk):
-            stop = min(start + chunk, T)
+        for start, stop in _chunks(ids, chunk, model.reset_id):
             n = stop - start
+            if model.reset_id is not None and ids[start] == model.reset_id:
+                for l in range(L):  # a record model reads <eot> from the zero state
+                    h_state[l], c_state[l] = torch.zeros_like(h_state[l]), torch.zeros_like(c_state[l])
+                    c_np[l] = np.zeros(H, np.float32)
             # ids of this chunk plus the next character (for next_prob), from the memmap/array
             chunk_ids = np.asarray(ids[start:min(stop + 1, T)], dtype=np.int64)
             x = model.embed(torch.from_numpy(chunk_ids[:n]).to(dev))  # [n, E]
@@ -154,6 +162,17 @@ def _run(model: nn.Module, ids: np.ndarray, sinks: Sequence[Sink], want: set[int
             bar.update(n)
     finally:
         bar.close()
+
+
+def _chunks(ids: np.ndarray, chunk: int, reset_id: int | None) -> list[tuple[int, int]]:
+    """(start, stop) of each chunk: at most `chunk` ids, and a new chunk at every reset id."""
+    T = len(ids)
+    cuts = set(range(0, T, chunk))
+    if reset_id is not None:
+        for s in range(0, T, 1 << 22):  # bounded memory over a long memmap
+            cuts.update((s + np.flatnonzero(np.asarray(ids[s:s + (1 << 22)]) == reset_id)).tolist())
+    bounds = sorted(cuts) + [T]
+    return list(zip(bounds[:-1], bounds[1:]))
 
 
 def _layer_chunk(cell: str, mod: nn.Module | None, p: dict[str, Tensor], x: Tensor, l: int,

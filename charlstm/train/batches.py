@@ -18,6 +18,7 @@ with fully ignored rows so every rank runs the same number of chunks.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -26,6 +27,18 @@ from torch import Tensor
 from charlstm.errors import CharlstmError
 
 IGNORE = -100  # torch.nn.functional.cross_entropy's default ignore_index
+
+
+@dataclass
+class Chunk:
+    """One step's data, whatever the layout (streams here, records in charlstm.train.records):
+    inputs and targets [rows, t] int64 (targets IGNORE on padding), whether the carried state starts
+    from zero here (`fresh`), and the real targets in it over all ranks."""
+
+    x: Tensor
+    y: Tensor
+    fresh: bool
+    targets: int
 
 
 def fit_batch_size(n_tokens: int, batch_size: int, seq_len: int, world_size: int = 1) -> int:
@@ -82,6 +95,12 @@ class TrainStreams:
         d = self.data[:, k * T: (k + 1) * T + 1].long()
         return d[:, :-1], d[:, 1:]
 
+    def step_chunk(self, epoch: int, k: int) -> Chunk:
+        """Chunk k of an epoch (every epoch reads the streams in the same order; an epoch starts
+        from a blank memory)."""
+        x, y = self.chunk(k)
+        return Chunk(x, y, k == 0, self.chars_per_chunk)
+
 
 class EvalStreams:
     """A split laid out for exact scoring: each of its n - 1 targets exactly once.
@@ -120,3 +139,8 @@ class EvalStreams:
         T = self.seq_len
         for k in range(self.n_chunks):
             yield self.x[:, k * T: (k + 1) * T].long(), self.y[:, k * T: (k + 1) * T].long()
+
+    def eval_chunks(self):
+        """chunks() as Chunks: every row starts from zero at the first."""
+        for k, (x, y) in enumerate(self.chunks()):
+            yield Chunk(x, y, k == 0, int((y != IGNORE).sum()))

@@ -1,4 +1,4 @@
-"""The training loop: truncated BPTT over parallel streams, exact validation, schedule, checkpoints.
+"""The training loop: truncated BPTT over parallel streams or records, exact validation, schedule, checkpoints.
 
     from charlstm.train import train
     from charlstm.config import build_configs
@@ -6,8 +6,10 @@
     result = train("stdlib", "checkpoints/demo", m, t)       # -> TrainResult
     print(result.best_val_bpc)
 
-One optimizer step reads grad_accum chunks of [B, T] characters (charlstm.train.batches) with the hidden
-state carried across chunks (detached between them, reset at each epoch), clips the gradient norm,
+One optimizer step reads grad_accum chunks of about [B, T] characters with the hidden state carried
+across chunks (detached between them, reset where the layout says: each epoch of streams
+(charlstm.train.batches), each group of records (charlstm.train.records), so that a model of records
+learns every record from the state sampling and scoring start from), clips the gradient norm,
 and takes an AdamW step at the scheduled learning rate (charlstm.train.schedule). Every log_every steps
 the loss accumulated on the device is read once (the only host sync), checked for NaN/inf (rolling
 back to an in-memory snapshot with a halved learning rate) and logged to metrics.jsonl; every
@@ -25,36 +27,30 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import random
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.nn.parallel import DistributedDataParallel
 
 from charlstm.checkpoint import save_model
 from charlstm.config import ModelConfig, TrainConfig
 from charlstm.dataset import Dataset, open_dataset
 from charlstm.errors import CharlstmError
-from charlstm.model import CharRNN, State, detach_state
-from charlstm.runs import (BEST, LAST, METRICS, append_metrics, check_run_dir, read_config, trim_metrics,
-                           write_config)
+from charlstm.model import detach_state
+from charlstm.runs import BEST, LAST, append_metrics, check_run_dir, read_config
 from charlstm.runtime import resolve_device
 from charlstm.train import distributed as D
-from charlstm.train.batches import TrainStreams, fit_batch_size
-from charlstm.train.progress import Progress, StopSignals, quick_sample
-from charlstm.train.schedule import learning_rate, progress
-from charlstm.train.state import (Snapshot, check_compatible, optimizer_from_tensors, read_last, set_host_rng,
-                                  set_torch_rng, torch_rng, write_last)
-from charlstm.train.validate import LN2, eval_streams, score_nats
+from charlstm.train.progress import StopSignals, quick_sample
+from charlstm.train.schedule import learning_rate
+from charlstm.train.session import Session
+from charlstm.train.state import Snapshot
+from charlstm.train.validate import LN2, score_nats
 
 _clock = time.monotonic  # the loop's clock (tests substitute a deterministic one)
-DEFAULT_EPOCHS = 10  # when no max-steps / max-epochs / time-budget is given
 
 
 @dataclass
@@ -107,8 +103,14 @@ def train(dataset: str | os.PathLike | Dataset, run_dir: str | os.PathLike, mode
         mcfg.vocab_size = ds.vocab.size
     elif mcfg.vocab_size != ds.vocab.size:
         raise CharlstmError(f"vocab-size {mcfg.vocab_size} does not match dataset '{ds.name}' ({ds.vocab.size} symbols)")
-    mcfg.validate()
     run_dir = Path(run_dir)
+    if mcfg.reset_id is None and ds.meta.get("records") and ds.vocab.eot_id is not None:
+        # records: each one read from the start of a record (charlstm.model); a run saved before this
+        # rule existed (no reset_id in its config.json) resumes as it was trained, one stream
+        saved = read_config(run_dir)["model"] if resume and (run_dir / "config.json").exists() else None
+        if saved is None or "reset_id" in saved:
+            mcfg.reset_id = ds.vocab.eot_id
+    mcfg.validate()
     check_run_dir(run_dir, resume, force)
     info = D.from_env()
     device = D.check_device(resolve_device(tcfg.device, info.local_rank if info.enabled else None), info)
@@ -124,152 +126,10 @@ def train(dataset: str | os.PathLike | Dataset, run_dir: str | os.PathLike, mode
         D.teardown(info)
 
 
-class Trainer:
-    """One training session of one run (on one rank). Use `train()`; this class holds its state."""
-
-    def __init__(self, ds: Dataset, run_dir: Path, mcfg: ModelConfig, tcfg: TrainConfig, info: D.DistInfo,
-                 device: torch.device, resume: bool, quiet: bool, callbacks: list[Callback]):
-        self.ds, self.run_dir, self.mcfg, self.cfg = ds, run_dir, mcfg, tcfg
-        self.info, self.device, self.quiet, self.callbacks = info, device, quiet, callbacks
-        self.main = info.is_main
-        self.ui = Progress(show=info.is_main, quiet=quiet)
-        train_ids = ds.split("train")
-        B = fit_batch_size(len(train_ids), tcfg.batch_size, tcfg.seq_len, info.world_size)
-        if B < tcfg.batch_size:
-            self.ui.warn(f"the training split ({len(train_ids):,} tokens) is too small for batch-size "
-                         f"{tcfg.batch_size} x seq-len {tcfg.seq_len}; using batch-size {B}")
-            tcfg.batch_size = B
-        val_ids = ds.split("val") if "val" in ds.splits else None
-        if val_ids is None or len(val_ids) < 2:
-            raise CharlstmError(f"dataset '{ds.name}' has no validation split with at least 2 tokens; rebuild it with a validation fraction")
-        if tcfg.eval_max_chars:
-            val_ids = val_ids[: tcfg.eval_max_chars + 1]
-        self.saved_cfg = read_config(run_dir) if resume else None
-        if resume:
-            check_compatible(self.saved_cfg, mcfg, tcfg, ds.meta)
-
-        torch.manual_seed(tcfg.seed)
-        random.seed(tcfg.seed)
-        np.random.seed(tcfg.seed % 2**32)
-        self.model = CharRNN(mcfg).to(device)
-        if info.rank > 0:
-            # Same initial weights (seeded above, and DDP broadcasts rank 0's), different dropout masks.
-            torch.manual_seed(tcfg.seed + 7919 * info.rank)
-        if device.type == "cuda":
-            torch.backends.cudnn.benchmark = True
-            torch.backends.cuda.matmul.allow_tf32 = True
-            torch.backends.cudnn.allow_tf32 = True
-        # fused AdamW on CUDA: one kernel for the whole update instead of several per parameter
-        self.opt = torch.optim.AdamW(self.model.parameters(), lr=tcfg.lr, weight_decay=tcfg.weight_decay,
-                                     **({"fused": True} if device.type == "cuda" else {}))
-        self.streams = TrainStreams(train_ids, B, tcfg.seq_len, info.rank, info.world_size, device)
-        self.val = eval_streams(val_ids, tcfg.seq_len, info.rank, info.world_size, device)
-        self.net: torch.nn.Module = self.model
-        if info.enabled:
-            self.net = DistributedDataParallel(self.model, device_ids=[device.index] if device.type == "cuda" else None)
-        if tcfg.compile:
-            self.net = torch.compile(self.net)
-        self.use_amp = tcfg.amp and device.type == "cuda"
-
-        n_chunks = self.streams.n_chunks
-        max_epochs = tcfg.max_epochs
-        if tcfg.max_steps is None and max_epochs is None and tcfg.time_budget is None:
-            max_epochs = DEFAULT_EPOCHS
-            self.ui.say(f"no --max-steps, --max-epochs or --time-budget: training for {DEFAULT_EPOCHS} epochs "
-                        "(Ctrl-C saves and stops; --resume continues)")
-        caps = [tcfg.max_steps] if tcfg.max_steps else []
-        if max_epochs:
-            caps.append(math.ceil(max_epochs * n_chunks / tcfg.grad_accum))
-        self.total_steps: int | None = min(caps) if caps else None
-
-        # loop position and bookkeeping (all of it saved in last.safetensors)
-        self.step, self.epoch, self.chunk = 0, 0, 0
-        self.lr_scale, self.nan_retries = 1.0, 0
-        self.best_val, self.best_step, self.last_val, self.last_eval_step = None, None, None, None
-        self.elapsed_before = 0.0
-        self.reserve, self.eval_seconds = 0.0, None  # time kept for the final evaluation (time budget)
-        self.state: State = self.model.init_state(self.streams.rows)
-        if resume:
-            self._load_last()
-        else:
-            if self.main:
-                for f in (BEST, LAST, METRICS):
-                    (run_dir / f).unlink(missing_ok=True)
-                self._write_config()
-            D.barrier(info)
-        self.loss_sum = torch.zeros((), device=device)
-        self.bad = torch.zeros((), device=device)
-        self.loss_n = 0
-        self.stop_reason: str | None = None
-        self.history: list[dict[str, Any]] = []
-
-    # ------------------------------------------------------------------ resume
-    def _write_config(self) -> None:
-        ds = self.ds
-        dsinfo = {"name": ds.name, "path": str(ds.path.resolve()), "meta": ds.meta}
-        write_config(self.run_dir, self.mcfg, self.cfg, dsinfo, ds.vocab.to_json())
-
-    def _load_last(self) -> None:
-        last = read_last(self.run_dir / LAST)
-        tr = last.trainer
-        self.model.load_state_dict(last.model_state())
-        optimizer_from_tensors(self.opt, last.optim_tensors(self.device), last.optim)
-        b, r = self.streams.rows, self.info.rank
-        self.state = tuple(s[:, r * b:(r + 1) * b].to(self.device, torch.float32).contiguous()
-                           for s in last.carried(self.model.state_size))
-        saved_world = tr.get("world_size", 1)
-        row = r if saved_world == self.info.world_size else 0
-        if saved_world != self.info.world_size:
-            self.ui.warn(f"the run was saved by {saved_world} process(es) and resumes on {self.info.world_size}: "
-                         "weights, optimizer, data position and hidden state continue exactly; dropout masks are reseeded")
-        cuda = last.tensors.get("rng.cuda")
-        set_torch_rng(last.tensors["rng.torch"][row], cuda[row] if cuda is not None else None, self.device)
-        set_host_rng(tr.get("host_rng", {}))
-        self.step, self.epoch, self.chunk = tr["step"], tr["epoch"], tr["chunk"]
-        self.lr_scale, self.nan_retries = tr["lr_scale"], tr.get("nan_retries", 0)
-        self.best_val, self.best_step = tr.get("best_val_bpc"), tr.get("best_step")
-        self.last_val, self.last_eval_step = tr.get("last_val_bpc"), tr.get("last_eval_step")
-        self.elapsed_before = tr.get("elapsed", 0.0)
-        self.eval_seconds = tr.get("eval_seconds")
-        self.reserve = self.eval_seconds or 0.0
-        if self.main:
-            trim_metrics(self.run_dir, self.step)  # later lines belong to steps that will be redone
-            self._write_config()  # allowed changes, e.g. max-steps
-        self.ui.say(f"resuming run '{self.run_dir.name}' at step {self.step} (epoch {self.epoch_float:.2f})")
-
-    @property
-    def epoch_float(self) -> float:
-        return self.epoch + self.chunk / self.streams.n_chunks
-
-    def _position(self) -> dict[str, Any]:
-        return {"step": self.step, "epoch": self.epoch, "chunk": self.chunk}
-
-    def _save_last(self, elapsed: float) -> None:
-        """Write last.safetensors (rank 0; every rank joins the gathers of state and RNG)."""
-        state = [D.gather_cat(s.float().contiguous(), self.info, dim=1) for s in self.state]
-        cpu_rng, cuda_rng = torch_rng(self.device)
-        dev = self.device if self.device.type == "cuda" else torch.device("cpu")
-        rng_t = D.gather_cat(cpu_rng.to(dev)[None], self.info, 0)
-        rng_c = D.gather_cat(cuda_rng.to(dev)[None], self.info, 0) if cuda_rng is not None else None
-        if not self.main:
-            return
-        trainer = {**self._position(), "lr_scale": self.lr_scale, "nan_retries": self.nan_retries,
-                   "best_val_bpc": self.best_val, "best_step": self.best_step, "last_val_bpc": self.last_val,
-                   "last_eval_step": self.last_eval_step, "eval_seconds": self.eval_seconds,
-                   "elapsed": elapsed, "progress": self._progress(elapsed), "world_size": self.info.world_size,
-                   "batch_size": self.cfg.batch_size, "seq_len": self.cfg.seq_len}
-        write_last(self.run_dir / LAST, self.model, self.opt, state, rng_t, rng_c, trainer, self.step, self.last_val)
+class Trainer(Session):
+    """One training session of one run (on one rank): the loop over a Session. Use `train()`."""
 
     # ------------------------------------------------------------------ steps
-    def _progress(self, elapsed: float) -> float:
-        return progress(self.step, self.total_steps, elapsed, self._train_budget())
-
-    def _train_budget(self) -> float | None:
-        """Seconds of the time budget left to training: the budget minus the time reserved for the
-        final evaluation (at most half of it), so that training plus that evaluation fit the budget."""
-        b = self.cfg.time_budget
-        return None if b is None else b - min(self.reserve, 0.5 * b)
-
     def _update_reserve(self, n_chars: int, interval: float) -> float:
         """This rank's estimate of the final evaluation's duration: the last one measured, else the
         validation characters at ~3x the training speed (a forward pass costs about a third of a step)."""
@@ -286,11 +146,14 @@ class Trainer:
             g["lr"] = lr
         V = self.mcfg.vocab_size
         for micro in range(cfg.grad_accum):
-            if self.chunk >= self.streams.n_chunks:
+            if self.chunk >= self.data.n_chunks:
                 self.epoch, self.chunk = self.epoch + 1, 0
-                self.state = self.model.init_state(self.streams.rows)  # a new epoch starts from a blank memory
-            x, y = self.streams.chunk(self.chunk)
+            c = self.data.step_chunk(self.epoch, self.chunk)
+            x, y = c.x, c.y
+            if c.fresh:  # an epoch of streams, a group of records: from a blank memory
+                self.state = self.model.init_state(x.shape[0])
             self.chunk += 1
+            self.chars_since_log += c.targets
             sync = (net.no_sync() if self.info.enabled and micro < cfg.grad_accum - 1 and hasattr(net, "no_sync")
                     else nullcontext())
             with sync:
@@ -338,7 +201,7 @@ class Trainer:
         chars_session, step_time = 0, 0.0
         self.ui.start(self._progress(self.elapsed_before), self.step)
         synced_elapsed = self.elapsed_before  # the clock all ranks agree on (refreshed at log points)
-        last_log_t, last_log_step = t0, self.step
+        last_log_t = t0
         try:
             while True:
                 elapsed = self.elapsed_before + _clock() - t0
@@ -352,7 +215,7 @@ class Trainer:
                 # ---- log point: the one host sync per log_every steps
                 now = _clock()
                 elapsed = self.elapsed_before + now - t0
-                n_chars = (self.step - last_log_step) * self.streams.chars_per_chunk * cfg.grad_accum
+                n_chars, self.chars_since_log = self.chars_since_log, 0
                 interval = now - last_log_t
                 # rank 0's clock and eval-time estimate are the ones every rank follows
                 main_only = [elapsed, self._update_reserve(n_chars, interval)] if self.main else [0.0, 0.0]
@@ -363,7 +226,7 @@ class Trainer:
                 loss_sum, bad, any_stop, synced_elapsed, self.reserve = packed.tolist()
                 if bad > 0 or not math.isfinite(loss_sum):
                     self._rollback(snapshot, elapsed)
-                    last_log_t, last_log_step = _clock(), self.step
+                    last_log_t = _clock()
                     continue
                 self.nan_retries = 0
                 chars_session += n_chars
@@ -392,8 +255,9 @@ class Trainer:
                 if stop and self.stop_reason is None:
                     self.stop_reason = "callback"
                 done = done or stop
-                if evaluated or done:
+                if evaluated or done or self._save_due(synced_elapsed):
                     self._save_last(elapsed)
+                    self.saved_step, self.saved_elapsed = self.step, synced_elapsed
                 if self.main:
                     append_metrics(self.run_dir, rec)
                 self.history.append(rec)
@@ -404,7 +268,7 @@ class Trainer:
                 if done:
                     break
                 snapshot = Snapshot(self.model, self.opt, self.state, self._position(), self.device)
-                last_log_t, last_log_step = _clock(), self.step
+                last_log_t = _clock()
         finally:
             self.ui.close()
             signals.restore()

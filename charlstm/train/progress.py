@@ -4,7 +4,8 @@ Owns the display only; it is told what happened (charlstm.train.loop) and prints
 
 Everything goes to stderr and only from rank 0. On a terminal a tqdm bar shows progress (towards the
 step cap or the time budget, whichever ends first), the loss, the last validation bpc and the speed;
-when stderr is a file or a pipe the bar is off and each evaluation prints one plain line instead.
+when stderr is a file or a pipe (nohup, a log file, CI) the bar is off and a plain line is printed
+instead at every evaluation and every PLAIN_EVERY seconds: step, progress, loss, bpc, speed, ETA.
 `quiet` silences all of it except warnings and the message saying where an interrupted run stopped.
 Ctrl-C and SIGTERM are the person's way to talk back: `StopSignals` turns them into a request to stop
 at the next step boundary (and save), a second Ctrl-C into an immediate stop.
@@ -39,6 +40,35 @@ def rate(chars_per_s: float) -> str:
     return f"{chars_per_s / 1000:.1f}k" if chars_per_s >= 1000 else f"{chars_per_s:.0f}"
 
 
+PLAIN_EVERY = 30.0  # seconds between plain progress lines when there is no bar
+
+
+def duration(seconds: float) -> str:
+    """95 -> '1m35s', 3725 -> '1h02m', 42 -> '42s'."""
+    s = int(round(max(seconds, 0.0)))
+    if s >= 3600:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    return f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"
+
+
+def plain_line(step: int, total_steps: int | None, progress: float, rec: dict[str, Any], last_val: float | None) -> str:
+    """'step 1200/5000 (24%): loss 1.520 (2.193 bpc), val 2.310 bpc, 12.3k chars/s, 3m02s elapsed, ETA 9m30s'."""
+    head = f"step {step}" + (f"/{total_steps}" if total_steps else "") + f" ({100 * progress:.0f}%)"
+    parts = []
+    if rec.get("train_loss") is not None:
+        parts.append(f"loss {rec['train_loss']:.3f} ({rec['train_bpc']:.3f} bpc)")
+    val = rec.get("val_bpc", last_val)
+    if val is not None:
+        parts.append(f"val {val:.3f} bpc")
+    if rec.get("chars_per_s"):
+        parts.append(f"{rate(rec['chars_per_s'])} chars/s")
+    elapsed = float(rec.get("time") or 0.0)
+    parts.append(f"{duration(elapsed)} elapsed")
+    if 0 < progress < 1:
+        parts.append(f"ETA {duration(elapsed * (1 - progress) / progress)}")
+    return head + ": " + ", ".join(parts)
+
+
 class Progress:
     """The display of one training session. `show` is False on ranks other than 0. The bar appears
     at `start` (after every check has passed, so an error is never printed under a half-drawn bar)."""
@@ -46,6 +76,7 @@ class Progress:
     def __init__(self, show: bool, quiet: bool):
         self.show, self.quiet = show, quiet
         self.bar = None
+        self.last_plain: float | None = None  # run time of the last plain line
 
     def start(self, progress: float, step: int) -> None:
         # disable=None: tqdm draws the bar only on a terminal
@@ -65,14 +96,18 @@ class Progress:
 
     def update(self, progress: float, step: int, total_steps: int | None, rec: dict[str, Any],
                last_val: float | None) -> None:
-        """After a log point: move the bar (or, without a bar, print evaluations as plain lines)."""
+        """After a log point: move the bar, or, without a bar, print a plain line at each evaluation
+        and every PLAIN_EVERY seconds of the run."""
         if self.bar is not None and not self.bar.disable:
             self.bar.n = int(1000 * progress)
             steps = f"step {step}" + (f"/{total_steps}" if total_steps else "")
             self.bar.set_description_str(steps + ", " + describe({**rec, "val_bpc": last_val}), refresh=False)
             self.bar.refresh()
-        elif "val_bpc" in rec:
-            self.say(f"step {step}: " + describe(rec))
+            return
+        now = float(rec.get("time") or 0.0)
+        if "val_bpc" in rec or self.last_plain is None or now - self.last_plain >= PLAIN_EVERY:
+            self.last_plain = now
+            self.say(plain_line(step, total_steps, progress, rec, last_val))
 
     def sample(self, step: int, val_bpc: float, text: str) -> None:
         self.say(f"--- sample at step {step} (val {val_bpc:.3f} bpc) ---\n{text}\n---")
