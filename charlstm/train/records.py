@@ -70,39 +70,37 @@ def _groups(lengths: np.ndarray, order: np.ndarray, budget: int, seq_len: int, m
 
 
 class _Layout:
-    """Records packed into groups on the device: per group, this rank's inputs [rows, L + 1] (the
-    last column is only ever a target) and lengths [rows] (records' predictions; 0 = an empty row)."""
+    """Records packed into groups on the device: per group, this rank's inputs [rows, L] (uint8, or
+    int32 for larger vocabularies) and targets [rows, L] int32 with IGNORE on padding, built once so
+    that a step only slices them."""
 
     def __init__(self, records: list[np.ndarray], groups: list[np.ndarray], seq_len: int, rank: int,
                  world_size: int, device: torch.device | str, dtype: np.dtype):
         self.seq_len = seq_len
-        self.data: list[Tensor] = []
-        self.lengths: list[Tensor] = []
+        self.x: list[Tensor] = []
+        self.y: list[Tensor] = []
         self.n_chunks: list[int] = []
         self.targets: list[list[int]] = []  # per group and chunk: real targets over all ranks
         for g in groups:
-            rows = math.ceil(len(g) / world_size) * world_size
+            rows = math.ceil(len(g) / world_size) * world_size  # empty rows make it divisible
             L = max(len(records[i]) - 1 for i in g)
-            arr = np.zeros((rows, L + 1), dtype=dtype)
+            x = np.zeros((rows, L), dtype=dtype)
+            y = np.full((rows, L), IGNORE, dtype=np.int32)
             lens = np.zeros(rows, dtype=np.int64)
             for r, i in enumerate(g.tolist()):
-                arr[r, :len(records[i])] = records[i]
-                lens[r] = len(records[i]) - 1
+                n = len(records[i]) - 1
+                x[r, :n], y[r, :n], lens[r] = records[i][:-1], records[i][1:], n
             per = rows // world_size
             mine = slice(rank * per, (rank + 1) * per)
-            self.data.append(torch.from_numpy(arr[mine].copy()).to(device))
-            self.lengths.append(torch.from_numpy(lens[mine].copy()).to(device))
+            self.x.append(torch.from_numpy(x[mine].copy()).to(device))
+            self.y.append(torch.from_numpy(y[mine].copy()).to(device))
             k = math.ceil(L / seq_len)
             self.n_chunks.append(k)
             self.targets.append([int(np.clip(lens - j * seq_len, 0, seq_len).sum()) for j in range(k)])
 
     def chunk(self, g: int, j: int) -> Chunk:
-        T = self.seq_len
-        d = self.data[g][:, j * T:(j + 1) * T + 1].long()
-        x, y = d[:, :-1], d[:, 1:].clone()
-        pos = torch.arange(j * T, j * T + x.shape[1], device=d.device)
-        y[pos[None, :] >= self.lengths[g][:, None]] = IGNORE  # padding after a record's end
-        return Chunk(x, y, j == 0, self.targets[g][j])
+        cols = slice(j * self.seq_len, (j + 1) * self.seq_len)
+        return Chunk(self.x[g][:, cols].long(), self.y[g][:, cols].long(), j == 0, self.targets[g][j])
 
 
 def _check(records: list[np.ndarray], what: str) -> None:
@@ -132,18 +130,22 @@ class RecordBatches:
         self.n_records = len(records)
 
         self.rows = batch_size // world_size  # nominal: a group's rows vary with its records' length
+        self._cached: tuple[int, np.ndarray, np.ndarray] | None = None
 
     @property
     def chars_per_chunk(self) -> int:
         return self.batch_size * self.seq_len
 
-    def _order(self, epoch: int) -> np.ndarray:
-        return np.random.default_rng([self.seed, epoch]).permutation(len(self.layout.n_chunks))
+    def _plan(self, epoch: int) -> tuple[np.ndarray, np.ndarray]:
+        """(group order, cumulative chunk ends in that order) of an epoch, drawn from (seed, epoch)."""
+        if self._cached is None or self._cached[0] != epoch:
+            order = np.random.default_rng([self.seed, epoch]).permutation(len(self.layout.n_chunks))
+            self._cached = (epoch, order, np.cumsum(np.array(self.layout.n_chunks)[order]))
+        return self._cached[1], self._cached[2]
 
     def _locate(self, epoch: int, k: int) -> tuple[int, int, int]:
         """(group, chunk within it, the epoch's chunk index where that group starts) of chunk k."""
-        order = self._order(epoch)
-        ends = np.cumsum(np.array(self.layout.n_chunks)[order])
+        order, ends = self._plan(epoch)
         pos = int(np.searchsorted(ends, k, side="right"))
         start = int(ends[pos - 1]) if pos else 0
         return int(order[pos]), k - start, start
