@@ -77,6 +77,26 @@ def test_list_and_info(tmp_path):
     assert "'a'" in info and "'<eot>'" in info
 
 
+def test_info_and_the_build_report_show_how_the_splits_were_chosen(tmp_path, monkeypatch):
+    monkeypatch.delenv("CHARLSTM_QUIET")
+    for d in ("app", "lib", "tests"):
+        for i in range(5):
+            (tmp_path / "proj" / d).mkdir(parents=True, exist_ok=True)
+            (tmp_path / "proj" / d / f"m{i}.py").write_text(f"x = {i}\n" * 10)
+    out = run("code", str(tmp_path / "proj"), "--val-frac", "0.2", "--seed", "3").output
+    split = open_dataset("proj").meta["split"]
+    val = split["names"]["val"]
+    assert len(val) == 3 and split["documents"] == {"train": 12, "val": 3, "test": 0}
+    line = f"by document, seed 3: val 3 files, test 0, train 12; val: {', '.join(val)}"
+    assert f"  split: {line}\n" in out
+    assert f"split:     {line}\n" in run("info", "proj").output
+    (tmp_path / "one.txt").write_text("some running text\n" * 20)
+    run("text", str(tmp_path / "one.txt"), "-q")
+    assert "split:     contiguous: val (then test) is the end of the stream\n" in run("info", "one").output
+    run("synthetic", "counting", "--num", "50", "--seed", "4", "-q")
+    assert "split:     by record, seed 4: whole records dealt at random\n" in run("info", "counting").output
+
+
 def test_data_dir_option_and_force(tmp_path):
     d = tmp_path / "elsewhere"
     run("synthetic", "remember", "--num", "20", "--data-dir", str(d))

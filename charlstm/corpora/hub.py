@@ -80,33 +80,33 @@ def pick_column(columns: Sequence[str], column: str | None, candidates: Sequence
 
 
 class HubTextCorpus:
-    """A text column of a `datasets.Dataset` as running text: one row per line (a newline is added
-    to rows that lack one), batched into pieces of about 4 MB."""
+    """A text column of a `datasets.Dataset` as running text: one document per row (a newline is
+    added to rows that lack one; rows holding None are empty documents), named by its row number."""
 
-    def __init__(self, ds, column: str, piece: int = 1 << 22):
-        self.ds, self.column, self.piece = ds.select_columns([column]), column, piece
+    document = "row"
+
+    def __init__(self, ds, column: str):
+        self.ds, self.column = ds.select_columns([column]), column
         self.total_bytes = None
         self.rows = 0
+        self.n_rows = 0
 
-    def pieces(self) -> Iterator[bytes]:
-        buf: list[bytes] = []
-        size, rows = 0, 0
+    def pieces(self) -> Iterator[tuple[int, bytes]]:
+        row, rows = -1, 0
         for batch in self.ds.iter(batch_size=1024):
             for t in batch[self.column]:
+                row += 1
                 if t is None:
                     continue
                 if not isinstance(t, str):
                     raise CharlstmError(f"column '{self.column}' holds {type(t).__name__} values, not text; choose another with --column")
                 b = clean_text(t, nfc=False).encode("utf-8")
-                buf.append(b if b.endswith(b"\n") else b + b"\n")
-                size += len(buf[-1])
+                yield row, (b if b.endswith(b"\n") else b + b"\n")
                 rows += 1
-                if size >= self.piece:
-                    yield b"".join(buf)
-                    buf, size = [], 0
-        if buf:
-            yield b"".join(buf)
-        self.rows = rows
+        self.rows, self.n_rows = rows, row + 1
+
+    def names(self) -> range:
+        return range(self.n_rows)
 
     def stats(self) -> dict[str, Any]:
         return {"documents": self.rows}
