@@ -240,6 +240,22 @@ def test_runs_survives_a_damaged_checkpoint():
 
 
 
+def test_runs_lists_a_run_whose_config_is_broken_as_unreadable():
+    from helpers import make_run
+
+    make_run(ckpt(), "good")
+    make_run(ckpt(), "broken")
+    (ckpt() / "broken" / "config.json").write_text("{not json")
+    (ckpt() / "notarun").mkdir()  # no config.json: not a run, not listed
+    res = invoke("runs")
+    assert res.exit_code == 0, res.output
+    lines = res.output.splitlines()
+    assert [ln.split()[0] for ln in lines[1:]] == ["broken", "good"]
+    assert lines[1].split()[1] == "(unreadable)" and "cannot read" in lines[1]
+    js = [json.loads(ln) for ln in invoke("runs", "--json").output.splitlines()]
+    assert js[0]["name"] == "broken" and js[0]["error"].startswith("cannot read") and js[1]["error"] is None
+
+
 def _run_config(name: str = "toy") -> dict:
     return json.loads((ckpt() / name / "config.json").read_text())
 

@@ -43,7 +43,7 @@ from tqdm import tqdm
 from charlstm.corpora.encode import PieceCodec, PieceEncoder, PieceStats, build_vocab, clean_text, code_points
 from charlstm.dataset import SPLITS, Dataset, DatasetBuilder, data_root
 from charlstm.errors import CharlstmError
-from charlstm.fileio import check_name
+from charlstm.fileio import check_name, check_output
 
 
 
@@ -81,10 +81,11 @@ def safe_name(text: str) -> str:
 
 def dataset_dir(name: str, data_dir: str | Path | None = None, force: bool = False) -> Path:
     """data_dir/name (data_dir defaults to paths.data_root()), checked before any work is done:
-    the name must be a plain folder name, and an existing dataset is refused unless force."""
+    the name must be a plain folder name, the folder must be writable (no file in the way), and an
+    existing dataset is refused unless force."""
     check_name(name, "dataset")
     out = Path(data_dir) if data_dir is not None else data_root()
-    out = out / name
+    out = check_output(out / name, "dataset", folder=True)  # e.g. a --data-dir under a file
     if out.exists() and not force:
         raise CharlstmError(f"dataset '{name}' already exists at {out}; use --force to replace it or --name to pick another name")
     return out
