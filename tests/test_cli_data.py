@@ -118,6 +118,8 @@ def _bad_inputs(tmp_path):
     (tmp_path / "empty.txt").write_text("")
     (tmp_path / "t.csv").write_text("text\nhello\nworld\n")
     (tmp_path / "bad.json").write_text("[{")
+    (tmp_path / "extra.csv").write_text("handle,text\nme,hello\nme,hello, world\n")
+    (tmp_path / "unclosed.csv").write_text('handle,text\nme,"hello\nme,world\n')
     return {
         "missing path": ["code", str(tmp_path / "nope")],
         "empty folder": ["code", str(tmp_path / "empty")],
@@ -131,6 +133,8 @@ def _bad_inputs(tmp_path):
         "unknown column": ["tweets", str(tmp_path / "t.csv"), "--column", "nope"],
         "unknown hub column": ["text", "--hub", str(tmp_path / "t.csv"), "--column", "nope"],
         "invalid json": ["tweets", str(tmp_path / "bad.json")],
+        "csv row with extra fields": ["tweets", str(tmp_path / "extra.csv")],
+        "csv quote never closed": ["tweets", str(tmp_path / "unclosed.csv")],
         "unknown handle": ["tweets", str(tmp_path / "t.csv"), "--handle", "x"],
         "missing hub file": ["tweets", "--hub", str(tmp_path / "nope.jsonl")],
         "unknown task": ["synthetic", "nope"],
