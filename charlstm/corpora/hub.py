@@ -4,13 +4,22 @@ NAME may be a hub dataset ("wikitext", "user/tweets"), a local data file (.json,
 .parquet, .txt: read by the matching `datasets` builder, which is also how the tests work offline),
 or a local folder that `datasets` can load. Every failure (no network, unknown dataset, bad split)
 becomes one CharlstmError line.
+
+Without a network, `datasets` retries for about 25 s (with a warning per try) before it gives up. So
+before loading a hub name, a short TCP connect to the hub (or to the https proxy, if one is set)
+checks that it can be reached; if not, the load runs in the libraries' offline mode: a dataset in
+the local cache still loads, anything else fails at once with "(no network?)".
 """
 from __future__ import annotations
 
+import os
+import socket
 import tempfile
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Sequence
+from urllib.parse import urlparse
 
 from charlstm.corpora.build import safe_name
 from charlstm.corpora.encode import clean_text
@@ -43,17 +52,87 @@ def load_hub(name: str, config: str | None = None, split: str | None = None,
     builder = _BUILDERS.get(path.suffix.lower()) if path.is_file() else None
     if path.is_file() and builder is None:
         raise CharlstmError(f"cannot tell the format of {name}; use a .json, .jsonl, .csv, .parquet or .txt file")
+    import huggingface_hub
+
+    huggingface_hub.utils.logging.set_verbosity_error()  # no warning per retry
+    offline = not path.exists() and not _offline_already() and not hub_reachable()
     with tempfile.TemporaryDirectory(prefix="charlstm-hub-") as tmp:
         try:
             if builder is not None:
                 kw: dict[str, Any] = {"delimiter": "\t"} if path.suffix.lower() == ".tsv" else {}
                 ds = datasets.load_dataset(builder, data_files=str(path), split=split, cache_dir=tmp, **kw)
             else:
-                ds = datasets.load_dataset(name, config, split=split)
+                with offline_mode(offline):
+                    ds = datasets.load_dataset(name, config, split=split)
         except Exception as e:  # datasets raises many types (network, missing split, bad file): all "cannot load"
             first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            if offline:
+                host = hub_address()[0]
+                first = f"{host} cannot be reached (no network?) and the dataset is not in the local cache"
+            elif isinstance(e, ConnectionError):
+                first += " (no network?)"
             raise CharlstmError(f"cannot load dataset '{name}': {first}") from None
         yield ds
+
+
+HUB_TIMEOUT = 2.5  # seconds for the hub (or the proxy) to accept a connection before it counts as unreachable
+_PROXY_VARS = ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")
+
+
+def hub_address() -> tuple[str, int]:
+    """(host, port) a hub request first connects to: the https proxy if one is set, else the hub
+    endpoint (HF_ENDPOINT, default https://huggingface.co)."""
+    from huggingface_hub import constants
+
+    proxy = next((os.environ[k] for k in _PROXY_VARS if os.environ.get(k)), None)
+    url = urlparse(proxy if proxy else constants.ENDPOINT)
+    if not url.hostname:  # a proxy given as host:port
+        url = urlparse(f"http://{proxy}")
+    return url.hostname or "huggingface.co", url.port or (443 if url.scheme == "https" else 80)
+
+
+def hub_reachable(address: tuple[str, int] | None = None, timeout: float = HUB_TIMEOUT) -> bool:
+    """Whether a TCP connection to `address` (default `hub_address()`) opens within `timeout`
+    seconds. Runs in a thread so that a slow name lookup (which the socket timeout does not bound)
+    cannot make it wait longer."""
+    host, port = address or hub_address()
+    ok: list[bool] = []
+
+    def probe() -> None:
+        try:
+            socket.create_connection((host, port), timeout=timeout).close()
+            ok.append(True)
+        except OSError:
+            ok.append(False)
+
+    t = threading.Thread(target=probe, daemon=True)
+    t.start()
+    t.join(timeout)
+    return bool(ok and ok[0])
+
+
+def _offline_already() -> bool:
+    from huggingface_hub import constants
+
+    return bool(constants.HF_HUB_OFFLINE)
+
+
+@contextmanager
+def offline_mode(on: bool) -> Iterator[None]:
+    """Within the block, `datasets` and `huggingface_hub` make no network request (the effect of
+    HF_HUB_OFFLINE=1, which both read only when imported: their flags are set and then restored)."""
+    if not on:
+        yield
+        return
+    import datasets.config
+    from huggingface_hub import constants
+
+    saved = (constants.HF_HUB_OFFLINE, datasets.config.HF_HUB_OFFLINE, datasets.config.HF_DATASETS_OFFLINE)
+    constants.HF_HUB_OFFLINE = datasets.config.HF_HUB_OFFLINE = datasets.config.HF_DATASETS_OFFLINE = True
+    try:
+        yield
+    finally:
+        constants.HF_HUB_OFFLINE, datasets.config.HF_HUB_OFFLINE, datasets.config.HF_DATASETS_OFFLINE = saved
 
 
 def hub_name(name: str) -> str:
