@@ -258,7 +258,9 @@ def test_same_input_same_bytes(tmp_path):
 
 def test_bad_options_and_tiny_corpora(tmp_path):
     for opts, msg in ((EncodeOptions(units="word"), "unknown units"), (EncodeOptions(val_frac=1.5), "--val-frac"),
-                      (EncodeOptions(val_frac=0.5, test_frac=0.5), "sum < 1"), (EncodeOptions(min_count=0), "--min-count")):
+                      (EncodeOptions(val_frac=0.5, test_frac=0.5), "sum < 1"), (EncodeOptions(min_count=0), "--min-count"),
+                      (EncodeOptions(seed=-1), "--seed must be a whole number >= 0"),
+                      (EncodeOptions(test_frac=float("nan")), r"--test-frac must be in \[0, 1\)")):
         with pytest.raises(CharlstmError, match=msg):
             write_stream(tmp_path / "d", Pieces([b"abc"]), opts, source={}, options={})
     with pytest.raises(CharlstmError, match="empty"):

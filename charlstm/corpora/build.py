@@ -68,6 +68,8 @@ class EncodeOptions:
                 raise CharlstmError(f"{flag} must be in [0, 1), got {v}")
         if self.val_frac + self.test_frac >= 1:
             raise CharlstmError("--val-frac plus --test-frac must leave something to train on (sum < 1)")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:  # numpy's generators
+            raise CharlstmError(f"--seed must be a whole number >= 0, got {self.seed}")
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
