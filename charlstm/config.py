@@ -1,14 +1,20 @@
-"""Typed configuration (model, training) and presets: the one home of defaults.
+"""Typed configuration (model, training) and presets: the one home of defaults and their checks.
 
-Owns: ModelConfig and TrainConfig with their defaults and checks, the presets, reading a --config
-TOML file, and merging the layers. Precedence when training: command-line options > a --config TOML
-file > the preset > these defaults. Does not know: datasets, devices or files other than the TOML.
+Owns: ModelConfig and TrainConfig with their defaults, the one check of every setting (type, and for
+numbers finite and in range: `validate`, used by the command line, --config files and the Python
+API alike), the presets, reading a --config TOML file, and merging the layers. Precedence when
+training: command-line options > a --config TOML file > the preset > these defaults. Does not know:
+datasets, devices or files other than the TOML.
 """
 from __future__ import annotations
 
 import dataclasses
+import functools
+import math
 import os
 import tomllib
+import types
+import typing
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -16,6 +22,69 @@ from charlstm.errors import CharlstmError
 
 Cell = Literal["lstm", "gru", "rnn", "peephole"]
 CELLS = ("lstm", "gru", "rnn", "peephole")
+SCHEDULES = ("cosine", "step", "constant")
+
+_KINDS = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
+
+# The `charlstm train` options whose names differ from the settings they set (the CLI maps them
+# with this table; messages name both, so the line makes sense after an option or a TOML key).
+OPTIONS = {"num_layers": "layers", "hidden_size": "hidden", "embed_dim": "embed", "warmup_steps": "warmup",
+           "eval_max_chars": "eval-chars"}
+
+
+@functools.cache
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _allowed(cls: type, key: str) -> tuple[type, ...]:
+    """The types a field accepts, from its annotation: (int,), (float, NoneType), ..."""
+    hint = _hints(cls)[key]
+    return typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+
+
+def _type_ok(value: Any, t: type) -> bool:
+    if t is type(None):
+        return value is None
+    if t is float:  # an integer is a number too (TOML writes `lr = 1`); True is not
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if t is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, t)
+
+
+def check_type(cls: type, key: str, value: Any, where: str) -> Any:
+    """`value` for the field `key` of the config class `cls`, checked against its annotation (an
+    int given for a float becomes a float). Raises CharlstmError naming the setting and the type."""
+    allowed = _allowed(cls, key)
+    if not any(_type_ok(value, t) for t in allowed):
+        kinds = " or ".join(_KINDS[t] for t in allowed if t in _KINDS)
+        raise CharlstmError(f"{where} setting '{key}' must be {kinds}, got {value!r}")
+    return float(value) if float in allowed and isinstance(value, int) else value
+
+
+def _check_types(obj: Any, where: str) -> None:
+    for f in dataclasses.fields(obj):
+        check_type(type(obj), f.name, getattr(obj, f.name), where)
+
+
+def _name(key: str) -> str:
+    """A setting as messages name it: 'lr', 'warmup-steps (--warmup)'."""
+    return key.replace("_", "-") + (f" (--{OPTIONS[key]})" if key in OPTIONS else "")
+
+
+def _at_least(obj: Any, keys: tuple[str, ...], low: int) -> None:
+    """Integer settings (None allowed for the optional ones) that must be >= low."""
+    for k in keys:
+        v = getattr(obj, k)
+        if v is not None and v < low:
+            raise CharlstmError(f"{_name(k)} must be at least {low}, got {v}")
+
+
+def _finite(k: str, v: float | None, ok: bool, rule: str) -> None:
+    """A float setting (None: not set) that must be finite and satisfy `ok`, described by `rule`."""
+    if v is not None and not (math.isfinite(v) and ok):
+        raise CharlstmError(f"{_name(k)} must be {rule}, got {v}")
 
 
 @dataclass
@@ -23,7 +92,7 @@ class ModelConfig:
     """Embedding(V, E) -> num_layers x cell(H) -> Linear(H, V)."""
 
     cell: str = "lstm"
-    vocab_size: int = 0
+    vocab_size: int = 0  # 0: the dataset's (train() fills it in)
     embed_dim: int = 64
     hidden_size: int = 256
     num_layers: int = 2
@@ -32,15 +101,18 @@ class ModelConfig:
     # record starts from the same state; None for running text (charlstm.model, "Records").
     reset_id: int | None = None
 
-    def validate(self) -> None:
+    def validate(self, vocab_from_dataset: bool = False) -> None:
+        """Raise CharlstmError on a setting of the wrong type or out of range. vocab_from_dataset:
+        accept vocab_size 0 (the dataset's, not known yet)."""
+        _check_types(self, "model")
         if self.cell not in CELLS:
             raise CharlstmError(f"unknown cell '{self.cell}'; choose one of {', '.join(CELLS)}")
-        for k in ("vocab_size", "embed_dim", "hidden_size", "num_layers"):
-            if getattr(self, k) < 1:
-                raise CharlstmError(f"{k.replace('_', '-')} must be at least 1, got {getattr(self, k)}")
-        if not 0.0 <= self.dropout < 1.0:
+        _at_least(self, ("embed_dim", "hidden_size", "num_layers"), 1)
+        _at_least(self, ("vocab_size",), 0 if vocab_from_dataset else 1)
+        if not (math.isfinite(self.dropout) and 0.0 <= self.dropout < 1.0):
             raise CharlstmError(f"dropout must be in [0, 1), got {self.dropout}")
-        if self.reset_id is not None and not 0 <= self.reset_id < self.vocab_size:
+        if self.reset_id is not None and not (0 <= self.reset_id and (self.reset_id < self.vocab_size
+                                                                       or (vocab_from_dataset and not self.vocab_size))):
             raise CharlstmError(f"reset-id {self.reset_id} is not an id of the vocabulary (size {self.vocab_size})")
 
 
@@ -78,20 +150,25 @@ class TrainConfig:
     max_nan_retries: int = 3
 
     def validate(self) -> None:
-        pos = ("batch_size", "seq_len", "grad_accum", "eval_every", "log_every")
-        for k in pos:
-            if getattr(self, k) < 1:
-                raise CharlstmError(f"{k.replace('_', '-')} must be at least 1, got {getattr(self, k)}")
-        if self.lr <= 0 or self.min_lr < 0:
-            raise CharlstmError(f"learning rates must be positive (lr={self.lr}, min-lr={self.min_lr})")
-        if self.schedule not in ("cosine", "step", "constant"):
+        """Raise CharlstmError on a setting of the wrong type, not finite, or out of range."""
+        _check_types(self, "train")
+        _at_least(self, ("batch_size", "seq_len", "grad_accum", "eval_every", "log_every", "step_every",
+                         "max_steps", "eval_max_chars", "save_every_steps"), 1)
+        _at_least(self, ("warmup_steps", "sample_chars", "max_nan_retries"), 0)
+        if not (math.isfinite(self.lr) and math.isfinite(self.min_lr) and self.lr > 0 and self.min_lr >= 0):
+            raise CharlstmError(f"learning rates must be positive and finite (lr={self.lr}, min-lr={self.min_lr})")
+        if self.schedule not in SCHEDULES:
             raise CharlstmError(f"unknown schedule '{self.schedule}'; choose cosine, step or constant")
-        if self.grad_clip < 0:
-            raise CharlstmError(f"grad-clip must be >= 0, got {self.grad_clip}")
-        for k in ("max_steps", "max_epochs", "time_budget"):
+        _finite("weight_decay", self.weight_decay, self.weight_decay >= 0, "a finite number >= 0")
+        _finite("grad_clip", self.grad_clip, self.grad_clip >= 0, "a finite number >= 0 (0: no clipping)")
+        _finite("step_gamma", self.step_gamma, 0 < self.step_gamma <= 1, "in (0, 1]")
+        _finite("save_every", self.save_every, self.save_every is not None and self.save_every >= 0,
+                "a finite number of seconds >= 0 (0: not on the clock)")
+        for k in ("max_epochs", "time_budget"):
             v = getattr(self, k)
-            if v is not None and v <= 0:
-                raise CharlstmError(f"{k.replace('_', '-')} must be positive, got {v}")
+            _finite(k, v, v is not None and v > 0, "a positive, finite number")
+        if not -2**63 <= self.seed < 2**63:  # what torch's generators take
+            raise CharlstmError(f"seed must fit in 64 bits (-2**63 to 2**63 - 1), got {self.seed}")
         if self.device not in ("auto", "cpu", "cuda", "mps") and not self.device.startswith("cuda:"):
             raise CharlstmError(f"unknown device '{self.device}'; choose auto, cpu, cuda or mps")
 
@@ -110,17 +187,19 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
 
 
 def _update(obj: Any, values: dict[str, Any], where: str) -> None:
+    """Set `values` on a config, refusing unknown settings and values of the wrong type."""
     names = {f.name for f in dataclasses.fields(obj)}
     for k, v in values.items():
         key = k.replace("-", "_")
         if key not in names:
             raise CharlstmError(f"unknown {where} setting '{k}'; known: {', '.join(sorted(names))}")
-        setattr(obj, key, v)
+        setattr(obj, key, check_type(type(obj), key, v, where))
 
 
 def build_configs(preset: str | None = None, file_values: dict[str, Any] | None = None,
                   overrides: dict[str, Any] | None = None) -> tuple[ModelConfig, TrainConfig]:
-    """Defaults <- preset <- file ({"model": {...}, "train": {...}}) <- overrides (flat, either kind)."""
+    """Defaults <- preset <- file ({"model": {...}, "train": {...}}) <- overrides (flat, either kind),
+    validated (the vocabulary size may still be 0: the dataset's)."""
     m, t = ModelConfig(), TrainConfig()
     if preset is not None:
         if preset not in PRESETS:
@@ -139,7 +218,12 @@ def build_configs(preset: str | None = None, file_values: dict[str, Any] | None 
         if v is None:
             continue
         key = k.replace("-", "_")
-        _update(m if key in mnames else t, {key: v}, "model or train")
+        if key in mnames:
+            _update(m, {key: v}, "model")
+        else:
+            _update(t, {key: v}, "train")
+    m.validate(vocab_from_dataset=True)
+    t.validate()
     return m, t
 
 

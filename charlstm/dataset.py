@@ -10,8 +10,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import secrets
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -106,8 +106,9 @@ def open_dataset(name_or_path: str | os.PathLike, verify: bool = True) -> Datase
 
 class DatasetBuilder:
     """Builds a dataset folder atomically: files go to a temp folder beside `out`, which is renamed
-    onto `out` by `commit()` (refusing an existing `out` unless force). Use as a context manager;
-    on an exception the temp folder is removed and nothing is left behind.
+    onto `out` by `commit()` (refusing an existing `out` unless force). Use as a context manager:
+    entering makes the temp folder, and on an exception (Ctrl-C included, even while the folder is
+    being made) it is removed and nothing is left behind.
 
         with DatasetBuilder(out, force=False) as b:
             b.write_split("train", ids_uint8_array)   # or b.open_split("train") for streaming
@@ -119,17 +120,32 @@ class DatasetBuilder:
         self.out = Path(out)
         if self.out.exists() and not force:
             raise CharlstmError(f"dataset '{self.out.name}' already exists at {self.out}; use --force to replace it or --name to pick another name")
-        self.out.parent.mkdir(parents=True, exist_ok=True)
         self.force = force
-        self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.", suffix=".tmp", dir=self.out.parent))
-        os.chmod(self.tmp, 0o755)  # mkdtemp makes it private; a dataset is an ordinary folder
+        self.tmp: Path | None = None
         self.splits: dict[str, dict[str, Any]] = {}
 
     def __enter__(self) -> "DatasetBuilder":
-        return self
+        # The temporary folder is created here, not in __init__: an interruption between the two
+        # (Ctrl-C as the build starts) would leave it with no __exit__ to remove it. Its name is
+        # chosen before it exists, so the cleanup knows what to remove at every instant.
+        self.out.parent.mkdir(parents=True, exist_ok=True)
+        while True:
+            self.tmp = self.out.parent / f".{self.out.name}.{secrets.token_hex(6)}.tmp"
+            try:
+                self.tmp.mkdir()
+                os.chmod(self.tmp, 0o755)  # whatever the umask: a dataset is an ordinary folder
+                return self
+            except FileExistsError:
+                continue  # another build's name, by a one-in-2**48 chance
+            except BaseException:
+                self._remove_tmp()
+                raise
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        if self.tmp.exists():
+        self._remove_tmp()
+
+    def _remove_tmp(self) -> None:
+        if self.tmp is not None and self.tmp.exists():
             shutil.rmtree(self.tmp, ignore_errors=True)
 
     def open_split(self, name: str):

@@ -23,7 +23,7 @@ from typing import Any
 
 from charlstm.config import ModelConfig, TrainConfig, model_config, train_config
 from charlstm.errors import CharlstmError
-from charlstm.fileio import atomic_write_bytes, atomic_write_json, check_name
+from charlstm.fileio import atomic_write_bytes, atomic_write_json, check_name, check_output
 
 RUN_FORMAT = "charlstm-run"
 CONFIG = "config.json"
@@ -115,8 +115,8 @@ def run_configs(folder: str | os.PathLike) -> tuple[ModelConfig, TrainConfig]:
 
 def check_run_dir(folder: str | os.PathLike, resume: bool, force: bool) -> None:
     """Raise CharlstmError unless the run folder may be started (new, or force) or resumed (it has
-    a last checkpoint)."""
-    folder = Path(folder)
+    a last checkpoint), and can be written (no file where it or a folder above it would go)."""
+    folder = check_output(folder, "run folder", folder=True)
     exists = (folder / CONFIG).exists() or (folder / LAST).exists()
     if resume:
         if not (folder / CONFIG).exists():

@@ -77,6 +77,26 @@ def test_list_and_info(tmp_path):
     assert "'a'" in info and "'<eot>'" in info
 
 
+def test_info_and_the_build_report_show_how_the_splits_were_chosen(tmp_path, monkeypatch):
+    monkeypatch.delenv("CHARLSTM_QUIET")
+    for d in ("app", "lib", "tests"):
+        for i in range(5):
+            (tmp_path / "proj" / d).mkdir(parents=True, exist_ok=True)
+            (tmp_path / "proj" / d / f"m{i}.py").write_text(f"x = {i}\n" * 10)
+    out = run("code", str(tmp_path / "proj"), "--val-frac", "0.2", "--seed", "3").output
+    split = open_dataset("proj").meta["split"]
+    val = split["names"]["val"]
+    assert len(val) == 3 and split["documents"] == {"train": 12, "val": 3, "test": 0}
+    line = f"by document, seed 3: val 3 files, test 0, train 12; val: {', '.join(val)}"
+    assert f"  split: {line}\n" in out
+    assert f"split:     {line}\n" in run("info", "proj").output
+    (tmp_path / "one.txt").write_text("some running text\n" * 20)
+    run("text", str(tmp_path / "one.txt"), "-q")
+    assert "split:     contiguous: val (then test) is the end of the stream\n" in run("info", "one").output
+    run("synthetic", "counting", "--num", "50", "--seed", "4", "-q")
+    assert "split:     by record, seed 4: whole records dealt at random\n" in run("info", "counting").output
+
+
 def test_data_dir_option_and_force(tmp_path):
     d = tmp_path / "elsewhere"
     run("synthetic", "remember", "--num", "20", "--data-dir", str(d))
@@ -98,6 +118,8 @@ def _bad_inputs(tmp_path):
     (tmp_path / "empty.txt").write_text("")
     (tmp_path / "t.csv").write_text("text\nhello\nworld\n")
     (tmp_path / "bad.json").write_text("[{")
+    (tmp_path / "extra.csv").write_text("handle,text\nme,hello\nme,hello, world\n")
+    (tmp_path / "unclosed.csv").write_text('handle,text\nme,"hello\nme,world\n')
     return {
         "missing path": ["code", str(tmp_path / "nope")],
         "empty folder": ["code", str(tmp_path / "empty")],
@@ -111,11 +133,16 @@ def _bad_inputs(tmp_path):
         "unknown column": ["tweets", str(tmp_path / "t.csv"), "--column", "nope"],
         "unknown hub column": ["text", "--hub", str(tmp_path / "t.csv"), "--column", "nope"],
         "invalid json": ["tweets", str(tmp_path / "bad.json")],
+        "csv row with extra fields": ["tweets", str(tmp_path / "extra.csv")],
+        "csv quote never closed": ["tweets", str(tmp_path / "unclosed.csv")],
         "unknown handle": ["tweets", str(tmp_path / "t.csv"), "--handle", "x"],
         "missing hub file": ["tweets", "--hub", str(tmp_path / "nope.jsonl")],
         "unknown task": ["synthetic", "nope"],
         "bad range": ["synthetic", "counting", "--min-n", "5", "--max-n", "2"],
         "bad fraction": ["synthetic", "counting", "--val-frac", "1.5"],
+        "nan fraction": ["text", str(tmp_path / "t.csv"), "--val-frac", "nan"],
+        "negative seed": ["synthetic", "counting", "--seed", "-1"],
+        "negative seed, running text": ["text", str(tmp_path / "t.csv"), "--seed", "-1"],
         "fractions sum": ["text", str(tmp_path / "t.csv"), "--val-frac", "0.6", "--test-frac", "0.4"],
         "bad name": ["synthetic", "counting", "--name", "../escape"],
         "unknown dataset": ["info", "nope"],

@@ -149,6 +149,18 @@ def test_missing_run_and_bad_weights(run):
 
 
 # ----------------------------------------------------------------------------- eval
+@pytest.mark.parametrize("damage", ["not json", '{"model": 3}', None])
+def test_a_damaged_tokenizer_in_the_run_says_the_runs_copy_is_damaged(run, damage):
+    path = run[0] / "tokenizer.json"
+    if damage is None:
+        path.unlink()
+    else:
+        path.write_text(damage)
+    res = invoke("sample", run[0], "--length", "5")
+    _error(res, "the run's copy is damaged: retrain it, or copy the dataset's tokenizer.json over it")
+    assert str(path) in res.stderr
+
+
 def test_eval_file_and_per_char(run, tmp_path):
     f = tmp_path / "t.py"
     f.write_text(TEXT, encoding="utf-8")

@@ -97,12 +97,59 @@ def test_resume_continues_and_uses_the_runs_own_settings():
     (["toy", "--seq-len", "100000"], ["too few"]),
     (["toy", "--resume"], ["no run at"]),
     (["toy", "--resume", "--force"], ["contradict"]),
+    (["toy", "--lr", "nan"], ["learning rates must be positive and finite", "lr=nan"]),
+    (["toy", "--min-lr", "nan"], ["learning rates must be positive and finite", "min-lr=nan"]),
+    (["toy", "--lr", "inf"], ["learning rates must be positive and finite", "lr=inf"]),
+    (["toy", "--max-epochs", "nan"], ["max-epochs must be a positive, finite number, got nan"]),
+    (["toy", "--max-epochs", "0"], ["max-epochs must be a positive, finite number, got 0"]),
+    (["toy", "--time-budget", "nan"], ["a duration must be a positive, finite number", "'nan'"]),
+    (["toy", "--time-budget", "inf"], ["a duration must be a positive, finite number", "'inf'"]),
+    (["toy", "--weight-decay", "-1"], ["weight-decay must be a finite number >= 0, got -1.0"]),
+    (["toy", "--weight-decay", "nan"], ["weight-decay must be a finite number >= 0, got nan"]),
+    (["toy", "--warmup", "-1"], ["warmup-steps (--warmup) must be at least 0, got -1"]),
+    (["toy", "--eval-chars", "-5"], ["eval-max-chars (--eval-chars) must be at least 1, got -5"]),
+    (["toy", "--eval-every", "0"], ["eval-every must be at least 1, got 0"]),
+    (["toy", "--dropout", "nan"], ["dropout must be in [0, 1), got nan"]),
+    (["toy", "--grad-clip", "nan"], ["grad-clip must be a finite number >= 0 (0: no clipping), got nan"]),
+    (["toy", "--grad-clip", "-1"], ["grad-clip must be a finite number >= 0"]),
+    (["toy", "--grad-accum", "0"], ["grad-accum must be at least 1, got 0"]),
+    (["toy", "--max-steps", "0"], ["max-steps must be at least 1, got 0"]),
+    (["toy", "--hidden", "0"], ["hidden-size (--hidden) must be at least 1, got 0"]),
+    (["toy", "--layers", "-2"], ["num-layers (--layers) must be at least 1, got -2"]),
+    (["toy", "--embed", "0"], ["embed-dim (--embed) must be at least 1, got 0"]),
+    (["toy", "--seed", str(2**64)], ["seed must fit in 64 bits"]),
 ])
 def test_bad_input_gives_one_error_line_and_writes_nothing(args, fragments):
     make_dataset()
     res = invoke("train", *args)
     assert_one_error(res, *fragments)
-    assert not (ckpt() / "toy").exists() and not (ckpt() / "nope").exists()
+    assert not ckpt().exists() or list(ckpt().iterdir()) == []  # no run folder, no config.json with NaN
+
+
+@pytest.mark.parametrize("option", ["--step-gamma", "--step-every"])
+def test_step_schedule_settings_come_from_a_config_file(tmp_path, option):
+    """The step schedule's settings have no option of their own: a TOML file sets them, checked alike."""
+    make_dataset()
+    assert invoke("train", "toy", option, "1").exit_code == 2  # click: no such option
+    toml = tmp_path / "step.toml"
+    for value, fragment in (("nan", "step-gamma must be in (0, 1], got nan"), ("0.0", "step-gamma must be in (0, 1]"),
+                            ("2", "step-gamma must be in (0, 1], got 2.0")):
+        toml.write_text(f"[train]\nschedule = \"step\"\nstep_gamma = {value}\n")
+        assert_one_error(invoke("train", "toy", "--config", str(toml)), fragment)
+    toml.write_text("[train]\nstep_every = 0\n")
+    assert_one_error(invoke("train", "toy", "--config", str(toml)), "step-every must be at least 1, got 0")
+    assert not ckpt().exists() or list(ckpt().iterdir()) == []
+
+
+@pytest.mark.parametrize("args", [["--run", "../evil"], ["--run", "a/b"], ["--run", ".hidden"], ["--run", ""]])
+def test_run_names_follow_the_dataset_name_rule_and_nothing_is_written(tmp_path, args, monkeypatch):
+    make_dataset()
+    monkeypatch.chdir(tmp_path)
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    assert_one_error(invoke("train", "toy", *TINY, "--max-steps", "2", *args), "invalid run name",
+                     "use letters, digits, '.', '_', '+' and '-' (not starting with '.' or '-')")
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+    assert not ckpt().exists() and not (ckpt().parent / "evil").exists()
 
 
 def test_bad_config_files(tmp_path):
@@ -113,7 +160,17 @@ def test_bad_config_files(tmp_path):
     unknown = tmp_path / "unknown.toml"
     unknown.write_text("[model]\nwidth = 3\n")
     assert_one_error(invoke("train", "toy", "--config", str(unknown)), "unknown model setting 'width'")
-    assert not (ckpt() / "toy").exists()
+    for body, fragment in (('[model]\nhidden_size = "big"\n', "model setting 'hidden_size' must be an integer, got 'big'"),
+                           ('[train]\nlr = "fast"\n', "train setting 'lr' must be a number, got 'fast'"),
+                           ("[model]\nlayers = 2.5\n", "unknown model setting 'layers'"),
+                           ("[model]\nnum_layers = 2.5\n", "model setting 'num_layers' must be an integer, got 2.5"),
+                           ("[train]\namp = 1\n", "train setting 'amp' must be true or false, got 1"),
+                           ("[train]\nmax_steps = [3]\n", "train setting 'max_steps' must be an integer, got [3]"),
+                           ("[train]\nlr = nan\n", "learning rates must be positive and finite (lr=nan")):
+        wrong = tmp_path / "wrong.toml"
+        wrong.write_text(body)
+        assert_one_error(invoke("train", "toy", "--config", str(wrong)), fragment)
+    assert not ckpt().exists() or list(ckpt().iterdir()) == []
 
 
 def test_existing_run_incompatible_resume_and_corrupt_dataset_change_nothing(tmp_path):
@@ -227,6 +284,22 @@ def test_runs_survives_a_damaged_checkpoint():
     row = res.output.splitlines()[1].split()
     assert row[0] == "toy" and row[-1] == "-"  # no best score readable; still listed
 
+
+
+def test_runs_lists_a_run_whose_config_is_broken_as_unreadable():
+    from helpers import make_run
+
+    make_run(ckpt(), "good")
+    make_run(ckpt(), "broken")
+    (ckpt() / "broken" / "config.json").write_text("{not json")
+    (ckpt() / "notarun").mkdir()  # no config.json: not a run, not listed
+    res = invoke("runs")
+    assert res.exit_code == 0, res.output
+    lines = res.output.splitlines()
+    assert [ln.split()[0] for ln in lines[1:]] == ["broken", "good"]
+    assert lines[1].split()[1] == "(unreadable)" and "cannot read" in lines[1]
+    js = [json.loads(ln) for ln in invoke("runs", "--json").output.splitlines()]
+    assert js[0]["name"] == "broken" and js[0]["error"].startswith("cannot read") and js[1]["error"] is None
 
 
 def _run_config(name: str = "toy") -> dict:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -166,3 +167,54 @@ def test_stdlib_default(monkeypatch):
     assert text.startswith("==> __future__.py <==\n") and text.count("\n==> ") == 19
     assert "==> test/" not in text and ds.meta["stats"]["files"] == 20
     assert Path(ds.meta["source"]["path"]) == code_mod.stdlib_path()
+
+
+def _folders(root: Path, n_folders: int = 5, n_files: int = 8) -> Path:
+    """n_folders x n_files Python files of equal length: pkg0/mod0.py ... pkg4/mod7.py."""
+    for d in range(n_folders):
+        for f in range(n_files):
+            p = root / f"pkg{d}" / f"mod{f}.py"
+            p.parent.mkdir(parents=True, exist_ok=True)
+            p.write_text(f"value_{d}_{f} = {d * f}\n" * 20)
+    return root
+
+
+def _files_in(ds, split: str) -> list[str]:
+    """The files of a split, read back from their separator lines."""
+    return re.findall(r"==> (\S+) <==", ds.vocab.decode(ds.split(split)))
+
+
+def test_validation_takes_whole_files_from_every_folder(tmp_path):
+    """The last 5% of the concatenation used to be the last folder; now val samples them all."""
+    root = _folders(tmp_path / "proj")
+    ds = write_code(root, "p", opts=EncodeOptions(val_frac=0.2))
+    val, train = _files_in(ds, "val"), _files_in(ds, "train")
+    assert {f.split("/")[0] for f in val} == {f"pkg{d}" for d in range(5)}
+    assert sorted(val + train) == sorted(f"pkg{d}/mod{f}.py" for d in range(5) for f in range(8))
+    assert val == sorted(val)  # in corpus order within the split
+    text = ds.vocab.decode(ds.split("val"))
+    for f in val:  # whole files: the separator line and every line of the file
+        d, m = int(f[3]), int(f[8])
+        assert f"==> {f} <==\n" + f"value_{d}_{m} = {d * m}\n" * 20 in text
+    split = ds.meta["split"]
+    assert split["by"] == "document" and split["seed"] == 0 and split["document"] == "file"
+    assert split["names"]["val"] == val and split["documents"] == {"train": len(train), "val": len(val), "test": 0}
+    quota = round(ds.meta["stats"]["characters"] * 0.2)
+    assert quota - 200 < ds.meta["splits"]["val"]["tokens"] <= quota  # files are ~400 characters
+
+
+def test_same_seed_same_bytes_other_seed_other_files(tmp_path):
+    root = _folders(tmp_path / "proj")
+    opts = EncodeOptions(val_frac=0.15, test_frac=0.1, seed=7)
+    a = write_code(root, "p", opts=opts, data_dir=tmp_path / "a")
+    b = write_code(root, "p", opts=opts, data_dir=tmp_path / "b")
+    files = sorted(p.name for p in a.path.iterdir())
+    assert files == ["meta.json", "test.bin", "tokenizer.json", "train.bin", "val.bin"]
+    assert files == sorted(p.name for p in b.path.iterdir())
+    for f in files:
+        assert (a.path / f).read_bytes() == (b.path / f).read_bytes(), f
+    val, test = _files_in(a, "val"), _files_in(a, "test")
+    assert val and test and not set(val) & set(test)
+    assert a.meta["split"]["names"] == {"val": val, "test": test}
+    other = write_code(root, "p", opts=EncodeOptions(val_frac=0.15, test_frac=0.1, seed=8), data_dir=tmp_path / "c")
+    assert _files_in(other, "val") != val

@@ -10,7 +10,8 @@ import pytest
 from tokenizers import Tokenizer
 
 from charlstm.corpora import files
-from charlstm.corpora.build import EncodeOptions, dataset_dir, split_sizes, write_records, write_stream
+from charlstm.corpora.build import (EncodeOptions, dataset_dir, plan_split, split_sizes, write_records,
+                                   write_stream)
 from charlstm.corpora.encode import PieceCodec, PieceEncoder, PieceStats, build_vocab, byte_counts
 from charlstm.dataset import open_dataset
 from charlstm.errors import CharlstmError
@@ -20,13 +21,18 @@ MIXED = ("def f(x):\n    return x  # ascii line\n" * 50 + "naïve café e\u0301 
 
 
 class Pieces:
-    """A StreamCorpus over fixed pieces."""
+    """A StreamCorpus over fixed pieces, all of one document (a single running text)."""
+
+    document = "document"
 
     def __init__(self, pieces):
         self._p, self.total_bytes = list(pieces), None
 
     def pieces(self):
-        return iter(self._p)
+        return ((0, p) for p in self._p)
+
+    def names(self):
+        return ["only"]
 
     def stats(self):
         return {"documents": 1}
@@ -72,6 +78,85 @@ def test_running_text_splits_are_contiguous(tmp_path):
     assert (len(va), len(te)) == (round(n * 0.1), round(n * 0.05))
     assert tr + va + te == text and text.endswith(te) and text[len(tr):].startswith(va)
     assert ds.meta["stats"]["characters"] == n and ds.meta["records"] is False
+
+
+def test_single_running_text_keeps_the_contiguous_tail(tmp_path):
+    text = "".join(f"line {i}\n" for i in range(1000))
+    ds = write_stream(tmp_path / "d", Pieces([text.encode()]), EncodeOptions(val_frac=0.1, seed=5), source={}, options={})
+    assert text.endswith(ds.vocab.decode(ds.split("val"))) and ds.meta["split"] == {"by": "contiguous"}
+
+
+class Docs(Pieces):
+    """A StreamCorpus of several documents, each given as a list of pieces."""
+
+    def __init__(self, docs):
+        super().__init__([])
+        self.docs = docs
+
+    def pieces(self):
+        return ((i, p) for i, doc in enumerate(self.docs) for p in doc)
+
+    def names(self):
+        return [f"doc{i}" for i in range(len(self.docs))]
+
+
+@pytest.mark.parametrize("units", ["char", "byte"])
+def test_documents_are_routed_whole_to_their_split(tmp_path, units):
+    """Many small non-ASCII documents share each encoding batch; every split holds exactly the ids
+    of its documents, in corpus order."""
+    lines = MIXED.splitlines(keepends=True)
+    docs = ["".join(lines[i:i + 3]) for i in range(0, len(lines), 3)]
+    ds = write_stream(tmp_path / "d", Docs([_pieces(d.encode(), 40) for d in docs]),
+                      EncodeOptions(units=units, val_frac=0.2, test_frac=0.1, seed=4), source={}, options={})
+    names = ds.meta["split"]["names"]
+    held = {split: [int(n[3:]) for n in names[split]] for split in ("val", "test")}
+    held["train"] = sorted(set(range(len(docs))) - set(held["val"]) - set(held["test"]))
+    for split, chosen in held.items():
+        text = unicodedata.normalize("NFC", "".join(docs[i] for i in chosen))
+        assert ds.split(split).tolist() == ds.vocab.encode(text).tolist(), split
+    assert ds.meta["split"]["documents"] == {k: len(v) for k, v in held.items()}
+
+
+def test_plan_split_spreads_every_split_over_the_corpus():
+    """5 folders x 8 equal files, val 20%: for every seed each folder gives val a file, and the
+    quota is met exactly; test takes other files; seeds differ."""
+    lengths = np.full(40, 100, dtype=np.int64)
+    choices = set()
+    for seed in range(50):
+        plan = plan_split(lengths, 800, 400, seed)
+        assert plan.by == "document" and plan.sizes == (2800, 800, 400)
+        val = np.flatnonzero(plan.assign == 1)
+        assert len(val) == 8 and set(val // 8) == set(range(5)), (seed, val)
+        assert len(np.flatnonzero(plan.assign == 2)) == 4
+        choices.add(tuple(val))
+    assert len(choices) > 40
+
+
+def test_plan_split_by_units_with_uneven_documents():
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(1, 5000, 300)
+    lengths[7] = 0  # an empty document is never chosen
+    total = int(lengths.sum())
+    n_val, n_test = round(total * 0.05), round(total * 0.1)
+    plan = plan_split(lengths, n_val, n_test, 3)
+    assert plan.by == "document" and plan.assign[7] == 0
+    for k, quota in ((1, n_val), (2, n_test)):
+        got = int(lengths[plan.assign == k].sum())
+        assert abs(got - quota) <= lengths.max() / 2  # half a document at most
+    assert sum(plan.sizes) == total
+    # a prefix of a random order: the held-out documents are not the short ones
+    held = lengths[plan.assign > 0]
+    assert 0.5 < np.median(held) / np.median(lengths[lengths > 0]) < 2
+
+
+def test_plan_split_falls_back_to_the_tail_with_a_note():
+    assert plan_split(np.array([1000]), 50, 0, 0).note is None  # one document: the rule, no note
+    few = plan_split(np.array([100, 100, 100]), 15, 0, 0, "file")
+    assert few.by == "contiguous" and few.sizes == (285, 15, 0)
+    assert few.note == "3 files are too few or too large to fill half of the val split's 15 characters with whole files"
+    assert plan_split(np.array([100, 100, 100]), 0, 0, 0).by == "document"  # nothing held out
+    greedy = plan_split(np.array([100, 100]), 160, 0, 0, "file")  # val would take both files
+    assert greedy.by == "contiguous" and greedy.note == "whole files for val and test would leave no file to train on"
 
 
 def test_records_split_by_whole_records(tmp_path):
@@ -173,7 +258,9 @@ def test_same_input_same_bytes(tmp_path):
 
 def test_bad_options_and_tiny_corpora(tmp_path):
     for opts, msg in ((EncodeOptions(units="word"), "unknown units"), (EncodeOptions(val_frac=1.5), "--val-frac"),
-                      (EncodeOptions(val_frac=0.5, test_frac=0.5), "sum < 1"), (EncodeOptions(min_count=0), "--min-count")):
+                      (EncodeOptions(val_frac=0.5, test_frac=0.5), "sum < 1"), (EncodeOptions(min_count=0), "--min-count"),
+                      (EncodeOptions(seed=-1), "--seed must be a whole number >= 0"),
+                      (EncodeOptions(test_frac=float("nan")), r"--test-frac must be in \[0, 1\)")):
         with pytest.raises(CharlstmError, match=msg):
             write_stream(tmp_path / "d", Pieces([b"abc"]), opts, source={}, options={})
     with pytest.raises(CharlstmError, match="empty"):
@@ -194,7 +281,7 @@ def test_source_changing_between_passes_is_an_error(tmp_path):
 
         def pieces(self):
             self.calls += 1
-            return iter([b"abc\n"] * self.calls)
+            return ((0, p) for p in [b"abc\n"] * self.calls)
 
     with pytest.raises(CharlstmError, match="changed while"):
         write_stream(tmp_path / "d", Growing([]), EncodeOptions(val_frac=0), source={}, options={})

@@ -40,6 +40,17 @@ def test_large_file_streams_in_pieces(tmp_path, monkeypatch):
     ds = write_text([tmp_path / "big.txt"], opts=EncodeOptions(val_frac=0.1))
     assert ds.name == "big" and _text(ds) == body
     assert ds.vocab.decode(ds.split("val")) == body[-round(len(body) * 0.1):]
+    assert ds.meta["split"] == {"by": "contiguous"}  # one file: a single running text keeps its tail
+
+
+def test_several_files_split_by_whole_files(tmp_path):
+    for i in range(20):
+        (tmp_path / f"ch{i:02}.txt").write_text(f"chapter {i:02}\n" * 10)
+    ds = write_text([tmp_path], opts=EncodeOptions(val_frac=0.1, seed=2))
+    val = ds.vocab.decode(ds.split("val"))
+    names = ds.meta["split"]["names"]["val"]
+    assert len(names) == 2 and all(n.startswith(f"{tmp_path}/ch") for n in names)
+    assert val == "".join(f"chapter {n[-6:-4]}\n" * 10 for n in names)
 
 
 def test_unreadable_file_is_skipped_with_a_warning(tmp_path, monkeypatch):
@@ -64,6 +75,10 @@ def test_hub_text_column_from_a_local_file(tmp_path):
     ds = write_text(hub=str(tmp_path / "corpus.jsonl"), opts=NO_VAL)
     assert ds.name == "corpus" and ds.meta["source"]["column"] == "body"
     assert _text(ds) == "".join(f"row {i} ü\n" for i in range(20))
+    held = write_text(hub=str(tmp_path / "corpus.jsonl"), name="held", opts=EncodeOptions(val_frac=0.2, seed=1))
+    split = held.meta["split"]
+    assert split["by"] == "document" and split["document"] == "row" and split["documents"]["val"] == 4
+    assert held.vocab.decode(held.split("val")) == "".join(f"row {i} ü\n" for i in split["names"]["val"])
     with pytest.raises(CharlstmError, match="no column 'nope'"):
         write_text(hub=str(tmp_path / "corpus.jsonl"), column="nope", name="x")
     with pytest.raises(CharlstmError, match="holds int values"):

@@ -131,3 +131,30 @@ def test_bad_tweet_inputs(tmp_path):
             write_tweets(**kw)
     assert not data_root().exists()
     assert read_rows(src)[1]["text"].startswith("Big rally tonight in Ohio!\nSee")  # quoted newline survives
+
+
+def test_malformed_csv_is_an_error_naming_the_line(tmp_path):
+    cases = {
+        # an unquoted comma: the columns no longer line up
+        "handle,text,is_retweet\nme,fine,False\nme,hello, world,False\n":
+            "line 3: 4 fields but the header has 3; quote the field that holds a delimiter",
+        # a quote never closed would swallow the rest of the file into one tweet
+        'handle,text\nme,first\nme,"second\nyou,third\nyou,fourth\n':
+            "line 3: a quoted field is never closed (it would run to the end of the file)",
+        # text after a closing quote was silently glued on before
+        'handle,text\nme,first\n\nme,"a"b\n': "line 4: not valid CSV (',' expected after '\"')",
+    }
+    for raw, fragment in cases.items():
+        (tmp_path / "bad.csv").write_text(raw)
+        with pytest.raises(CharlstmError) as e:
+            write_tweets(tmp_path / "bad.csv")
+        assert str(e.value).startswith(f"{tmp_path / 'bad.csv'}, {fragment}"), str(e.value)
+    assert not data_root().exists()
+
+
+def test_csv_quoting_and_short_rows_are_read_as_before(tmp_path):
+    (tmp_path / "ok.csv").write_text('handle,text\r\nme,"multi\r\nline, with ""quotes"""\r\nyou\r\n'
+                                     'me,plain "inner" quotes\r\n')
+    assert read_rows(tmp_path / "ok.csv") == [{"handle": "me", "text": 'multi\nline, with "quotes"'},
+                                               {"handle": "you", "text": None},  # a short row: missing is empty
+                                               {"handle": "me", "text": 'plain "inner" quotes'}]

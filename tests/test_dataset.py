@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import json
+import os
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -42,6 +44,41 @@ def test_failure_leaves_nothing(tmp_path):
             b.write_split("train", np.zeros(3, np.uint8))
             raise RuntimeError("boom")
     assert list((tmp_path / "d").iterdir()) == []
+
+
+@pytest.mark.parametrize("where", ["mkdir", "chmod"])
+def test_ctrl_c_as_the_build_starts_leaves_nothing(tmp_path, monkeypatch, where):
+    """The temporary folder belongs to the cleanup from the instant it exists: an interruption
+    while it is being made (before the `with` block runs) removes it too."""
+    real = {"mkdir": Path.mkdir, "chmod": os.chmod}[where]
+
+    def interrupted(path, *a, **k):
+        real(path, *a, **k)
+        if str(path).endswith(".tmp"):
+            raise KeyboardInterrupt  # just after the folder was made
+
+    monkeypatch.setattr(*((Path, "mkdir") if where == "mkdir" else (os, "chmod")), interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        with DatasetBuilder(tmp_path / "d" / "x") as b:
+            b.write_split("train", np.zeros(3, np.uint8))
+    assert list((tmp_path / "d").iterdir()) == []
+
+
+def test_ctrl_c_through_the_cli_leaves_nothing(monkeypatch):
+    from click.testing import CliRunner
+
+    from charlstm.cli import main
+
+    real = os.chmod
+
+    def interrupted(path, *a, **k):
+        real(path, *a, **k)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "chmod", interrupted)
+    res = CliRunner().invoke(main, ["data", "synthetic", "counting", "--num", "50"])
+    assert res.exit_code == 130 and res.output.strip() == "Interrupted."
+    assert list(data_root().iterdir()) == []
 
 
 def test_existing_is_refused_unless_force(tmp_path):

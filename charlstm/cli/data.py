@@ -33,11 +33,12 @@ def encoding_options(f):
         click.option("--nfc/--no-nfc", default=True, show_default=True,
                      help="Unicode NFC normalisation (composed and decomposed accents become one symbol)."),
         click.option("--val-frac", type=float, default=0.05, show_default=True,
-                     help="Fraction for validation: the end of running text, or random whole records."),
+                     help="Fraction for validation: whole files (or hub rows) from all over the corpus, the end of a "
+                          "single text, or random whole records."),
         click.option("--test-frac", type=float, default=0.0, show_default=True,
-                     help="Fraction for a test split (after val)."),
+                     help="Fraction for a test split (chosen like val)."),
         click.option("--seed", type=int, default=0, show_default=True,
-                     help="Seed for shuffling records into splits (and for synthetic sequences)."),
+                     help="Seed choosing the files, rows or records of each split (and synthetic sequences)."),
         quiet_option,
     ]
     return functools.reduce(lambda g, o: o(g), reversed(opts), f)
@@ -70,6 +71,25 @@ def _splits_line(ds: Dataset) -> str:
     return ", ".join(f"{s} {_n(ds.meta['splits'][s]['tokens'])}" for s in ds.splits)
 
 
+def _describe_split(m: dict) -> str:
+    """How a dataset was split, in one line: by document (with counts and a few names), by record,
+    or contiguous (with the reason when there were several documents)."""
+    sp = m.get("split") or {"by": "record" if m.get("records") else "contiguous"}
+    if sp["by"] == "record":
+        return "by record" + (f", seed {sp['seed']}" if "seed" in sp else "") + ": whole records dealt at random"
+    if sp["by"] == "contiguous":
+        return "contiguous: val (then test) is the end of the stream" + (f" ({sp['note']})" if sp.get("note") else "")
+    what, docs = sp.get("document", "document"), sp["documents"]
+    line = (f"by document, seed {sp['seed']}: val {_n(docs['val'])} {what}s, test {_n(docs['test'])}, "
+            f"train {_n(docs['train'])}")
+    names = sp.get("names", {}).get("val", [])
+    if names:
+        more = docs["val"] - 3
+        line += (f"; val: {'rows ' if what == 'row' else ''}{', '.join(map(str, names[:3]))}"
+                 + (f" and {_n(more)} more" if more > 0 else ""))
+    return line
+
+
 def _report(ds: Dataset, quiet: bool) -> None:
     """The result of a build: one line always, a few details unless --quiet."""
     m = ds.meta
@@ -79,6 +99,9 @@ def _report(ds: Dataset, quiet: bool) -> None:
     st = m.get("stats", {})
     if "files" in st:
         click.echo(f"  files: {_n(st['files'])} kept" + "".join(f", {k}={v}" for k, v in st.get("skipped", {}).items()))
+    sp = m.get("split") or {}
+    if sp.get("by") == "document" or sp.get("note"):  # a single text or records: the usual rule, said in info
+        click.echo(f"  split: {_describe_split(m)}")
     if st.get("tweets"):
         click.echo("  tweets: " + ", ".join(f"{k}={v}" for k, v in st["tweets"].items()))
     for key, what in (("invalid_utf8", "invalid UTF-8 sequence(s) replaced by U+FFFD"),
@@ -118,7 +141,8 @@ def code_cmd(source, ext, max_file_size, max_files, separator, name, force, data
 
     A URL is cloned shallowly (git clone --depth 1) into a temporary folder. In a repository only
     tracked files are read; hidden, vendored and build folders are skipped, and so are binary,
-    non-UTF-8 and oversized files. Files are concatenated in sorted path order.
+    non-UTF-8 and oversized files. Files are concatenated in sorted path order; validation (and
+    test) take whole files chosen at random (--seed) from all over the corpus.
 
     \b
     Examples:
@@ -177,7 +201,8 @@ def tweets_cmd(source, hub, config, split, column, handle, urls, keep_retweets, 
 def text_cmd(paths, hub, config, split, column, ext, name, force, data_dir, quiet, **kw):
     """Plain text files or folders (concatenated), or a text column of a hub dataset.
 
-    The stream is split contiguously: the last --val-frac of it is validation, then test.
+    Several files (or hub rows) are split by whole files (rows) chosen at random (--seed) from all
+    over the corpus; a single file contiguously: its last --val-frac is validation, then test.
 
     \b
     Examples:
@@ -246,7 +271,7 @@ def info_cmd(name, top, verify, data_dir):
         records = "yes, each ends in <eot>: " + ", ".join(f"{s} {_n(per_split[s])}" for s in ds.splits if s in per_split)
     rows = [("name", ds.name), ("path", str(ds.path)), ("source", _describe_source(m.get("source", {}))),
             ("units", f"{m['units']}, vocabulary {m['vocab_size']} symbols, {m['dtype']}"),
-            ("records", records), ("tokens", _splits_line(ds)),
+            ("records", records), ("tokens", _splits_line(ds)), ("split", _describe_split(m)),
             ("options", ", ".join(f"{k}={_short(v)}" for k, v in m.get("options", {}).items()))]
     for key in ("skipped", "tweets"):
         if st.get(key):

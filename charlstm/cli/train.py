@@ -8,11 +8,11 @@ from typing import Any
 import click
 
 from charlstm.cli.common import parse_duration, parse_save_every, quiet_option
-from charlstm.config import CELLS, PRESETS
+from charlstm.config import CELLS, OPTIONS, PRESETS
 from charlstm.runs import runs_root
 
-# CLI option name -> config field
-_RENAME = {"layers": "num_layers", "hidden": "hidden_size", "embed": "embed_dim", "warmup": "warmup_steps"}
+# CLI option name (as click passes it) -> config field
+_RENAME = {option.replace("-", "_"): field for field, option in OPTIONS.items()}
 
 
 @click.command("train", context_settings={"max_content_width": 100})
@@ -76,7 +76,7 @@ def train_cmd(dataset: str, run_name: str | None, preset: str | None, config_fil
     from charlstm.train.progress import rate
     from charlstm.train.setup import configure
 
-    name = run_name or check_name(Path(dataset.rstrip("/")).name, "run")
+    name = run_name if run_name is not None else check_name(Path(dataset.rstrip("/")).name, "run")
     rdir = run_dir(name)
     overrides = {_RENAME.get(k, k): v for k, v in opts.items()}
     overrides.update(time_budget=parse_duration(time_budget), compile=compile_, amp=amp, **parse_save_every(save_every))

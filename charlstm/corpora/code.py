@@ -6,7 +6,8 @@ separator line in the style of `head` with several files, which no programming l
     ==> path/to/file.py <==
 
 (with a blank line before it from the second file on), so a model sees where files begin and what
-language follows. Kept files: a known source extension (`--ext`), at most `max_file_size` bytes, no
+language follows. Each file, with its separator line, is one document: validation and test take
+whole files from all over the corpus (see corpora/build.py). Kept files: a known source extension (`--ext`), at most `max_file_size` bytes, no
 NUL byte and valid UTF-8 (anything else is binary or a legacy encoding, and would teach the model
 noise); everything skipped is counted by reason in meta.json.
 
@@ -82,7 +83,8 @@ def clone(url: str, dest: Path) -> None:
 
 
 class CodeCorpus:
-    """The kept files under a root, as byte pieces for `write_stream` (re-iterable).
+    """The kept files under a root, as byte pieces for `write_stream` (re-iterable), one document
+    per file.
 
     The first iteration reads every candidate and decides which files are kept (and counts the rest
     in `skipped`); later iterations read just the kept files again."""
@@ -106,15 +108,18 @@ class CodeCorpus:
             self.candidates.append((rel, path))
             self.total_bytes += size
         self.kept: list[tuple[str, Path]] | None = None
+        self.document = "file"
 
-    def _framed(self, i: int, rel: str, data: bytes) -> Iterator[bytes]:
+    def _framed(self, i: int, rel: str, data: bytes) -> Iterator[tuple[int, bytes]]:
+        # A file's document includes its separator line (and the blank line before it), so the
+        # split files keep every file with its name.
         if self.separator:
-            yield f"{chr(10) if i else ''}==> {rel} <==\n".encode("utf-8", errors="replace")
-        yield data
+            yield i, f"{chr(10) if i else ''}==> {rel} <==\n".encode("utf-8", errors="replace")
+        yield i, data
         if data and not data.endswith(b"\n"):
-            yield b"\n"
+            yield i, b"\n"
 
-    def _scan(self) -> Iterator[bytes]:
+    def _scan(self) -> Iterator[tuple[int, bytes]]:
         kept: list[tuple[str, Path]] = []
         unreadable: list[str] = []
         for rel, path in self.candidates:
@@ -145,7 +150,8 @@ class CodeCorpus:
                                 + "; check the path or choose extensions with --ext")
         self.kept = kept
 
-    def pieces(self) -> Iterator[bytes]:
+    def pieces(self) -> Iterator[tuple[int, bytes]]:
+        """(file index, piece) pairs: each kept file is one document."""
         if self.kept is None:
             yield from self._scan()
             return
@@ -155,6 +161,9 @@ class CodeCorpus:
             except OSError as e:
                 raise CharlstmError(f"{rel} became unreadable during the build ({e.strerror}); run the command again") from None
             yield from self._framed(i, rel, data)
+
+    def names(self) -> list[str]:
+        return [rel for rel, _ in self.kept or []]
 
     def stats(self) -> dict:
         return {"documents": len(self.kept or []), "files": len(self.kept or []), "skipped": dict(sorted(self.skipped.items()))}

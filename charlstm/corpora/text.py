@@ -1,7 +1,8 @@
 """Plain-text corpora: files and folders of text, or a text column of a hub dataset.
 
 Files are read in newline-cut pieces (any size: memory stays bounded) and concatenated in the order
-given, folders in sorted path order (hidden, VCS and build folders skipped, symlinks never followed
+given, folders in sorted path order; each file is one document (several files are split by whole
+files, one file contiguously: see corpora/build.py) (hidden, VCS and build folders skipped, symlinks never followed
 out of the folder). Each file ends with a newline. A file with a NUL byte in its first 8 KB is
 binary (or UTF-16) and skipped; invalid UTF-8 elsewhere becomes U+FFFD in char units (counted as
 `invalid_utf8`) and stays raw in byte units.
@@ -24,7 +25,10 @@ SNIFF = 8192
 
 
 class TextCorpus:
-    """Text files as byte pieces for `write_stream`; the first pass decides which files are kept."""
+    """Text files as byte pieces for `write_stream`, one document per file; the first pass decides
+    which files are kept."""
+
+    document = "file"
 
     def __init__(self, paths: Sequence[str | os.PathLike], exts: frozenset[str] | None = None,
                  on_warning: Callable[[str], None] | None = None):
@@ -57,7 +61,7 @@ class TextCorpus:
         if last and not last.endswith(b"\n"):
             yield b"\n"
 
-    def pieces(self) -> Iterator[bytes]:
+    def pieces(self) -> Iterator[tuple[int, bytes]]:
         first = self.kept is None
         kept, unreadable = [], []
         for shown, path in (self.files if first else self.kept):
@@ -75,10 +79,12 @@ class TextCorpus:
                 unreadable.append(f"{shown} ({e.strerror})")
                 continue
             kept.append((shown, path))
+            i = len(kept) - 1
             if head is not None:
-                yield head
+                yield i, head
                 try:
-                    yield from gen
+                    for piece in gen:
+                        yield i, piece
                 except OSError as e:
                     raise CharlstmError(f"cannot read {shown}: {e.strerror or e}") from None
         if first:
@@ -89,6 +95,9 @@ class TextCorpus:
                 why = ", ".join(f"{n} {r.replace('_', ' ')}" for r, n in sorted(self.skipped.items()))
                 raise CharlstmError("no usable text files" + (f" (skipped: {why})" if why else ""))
             self.kept = kept
+
+    def names(self) -> list[str]:
+        return [shown for shown, _ in self.kept or []]
 
     def stats(self) -> dict:
         return {"documents": len(self.kept or []), "files": len(self.kept or []),

@@ -4,6 +4,7 @@ Layouts read: a CSV/TSV with a header (the Kaggle "clinton-trump-tweets" CSV: `h
 `is_retweet`, `original_author`, ...), a JSON list of objects (or of strings, or an object holding
 such a list; Twitter-archive `tweets.js` files with their `window.YTD... =` prefix and `{"tweet":
 {...}}` wrappers too), and JSON Lines. The text column is found among TEXT_COLUMNS unless --column.
+A CSV is parsed strictly: a malformed record is an error naming its line, never a misread tweet.
 
 Cleaning, in order: keep one author (`handle`), drop retweets (an `is_retweet` column that is true,
 a `retweeted_status` object, or text starting with "RT @"), unescape HTML entities (the Twitter API
@@ -72,13 +73,43 @@ def read_rows(path: str | os.PathLike) -> list[dict[str, Any]]:
         except ValueError as e:
             raise CharlstmError(f"{path}: not valid JSON ({e})") from None
     else:
-        csv.field_size_limit(sys.maxsize)
-        try:
-            # newline="" keeps line endings, so quoted newlines inside a tweet survive.
-            rows = list(csv.DictReader(io.StringIO(raw, newline=""), delimiter="\t" if suffix == ".tsv" else ","))
-        except csv.Error as e:
-            raise CharlstmError(f"{path}: not a valid CSV file ({e})") from None
+        rows = _csv_rows(raw, path, "\t" if suffix == ".tsv" else ",")
     return [_flatten(r) for r in rows]
+
+
+def _csv_rows(raw: str, path: Path, delimiter: str) -> list[dict[str, Any]]:
+    """The records of a CSV/TSV with a header, as dicts. Parsed strictly, so a malformed file is an
+    error naming the line where the bad record starts rather than a silent misreading: a quote never
+    closed (which would make the rest of the file one tweet), text after a closing quote, or a
+    record with more fields than the header (an unquoted delimiter: its columns no longer line up,
+    so its text may be another field). A record with fewer fields gets None for the missing ones."""
+    csv.field_size_limit(sys.maxsize)
+    # newline="" keeps line endings, so quoted newlines inside a tweet survive.
+    reader = csv.reader(io.StringIO(raw, newline=""), delimiter=delimiter, strict=True)
+    header: list[str] | None = None
+    rows: list[dict[str, Any]] = []
+    while True:
+        start = reader.line_num + 1  # the line this record starts on
+        try:
+            fields = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as e:
+            if "unexpected end of data" in str(e):
+                raise CharlstmError(f"{path}, line {start}: a quoted field is never closed (it would run to the end "
+                                    "of the file); fix the quote on that line") from None
+            raise CharlstmError(f"{path}, line {start}: not valid CSV ({e}); a quote inside a quoted field is "
+                                "written twice (\"\")") from None
+        if not fields:
+            continue  # a blank line
+        if header is None:
+            header = fields
+        elif len(fields) > len(header):
+            raise CharlstmError(f"{path}, line {start}: {len(fields)} fields but the header has {len(header)}; "
+                                "quote the field that holds a delimiter (or fix the header)")
+        else:
+            rows.append(dict(zip(header, fields + [None] * (len(header) - len(fields)))))
+    return rows
 
 
 def _flatten(row: Any) -> dict[str, Any]:

@@ -51,6 +51,7 @@ def configure(dataset: str, run_dir: Path, *, preset: str | None = None, config_
         return Setup(dataset, m, t)
     if autosize.wanted(autosize_flag, overrides.get("time_budget"), overrides, preset, file_values, resume,
                        from_env().world_size):
+        build_configs(None, None, overrides)  # the options given are checked before any timing
         check_run_dir(run_dir, resume=False, force=force)
         ds: Dataset = open_dataset(dataset)  # handed on to train(): opened and verified once
         device = resolve_device(overrides.get("device") or "auto")
