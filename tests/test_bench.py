@@ -126,3 +126,45 @@ def test_cli_prints_the_tables_and_writes_json(tmp_path, monkeypatch):
     assert "charlstm chars/s" in r.output and f"wrote {out}" in r.output
     data = json.loads(out.read_text())
     assert data["presets"][0]["preset"] == "tiny"
+
+
+def test_cli_scaling_axes_and_base_reach_the_table(tmp_path, monkeypatch):
+    seen = {}
+    real = bench.run_scaling
+
+    def spy(device, axes=None, base=None, quick=False, threads=None, say=None):
+        seen.update(axes=axes, base=base)
+        return real(device, axes=axes, base=base, quick=quick, threads=threads, say=say)
+
+    monkeypatch.setattr(bench, "run_scaling", spy)
+    out = tmp_path / "s.json"
+    threads = torch.get_num_threads()
+    try:
+        r = CliRunner().invoke(main, ["bench", "--scaling", "--device", "cpu", "--quick", "--threads", "1", "-q",
+                                      "--base", "num_layers=1", "--base", "hidden_size=4", "--base", "embed_dim=4",
+                                      "--base", "batch_size=2", "--base", "seq_len=8",
+                                      "--axis", "hidden_size=4,8", "--axis", "seq_len=4", "--json", str(out)])
+    finally:
+        torch.set_num_threads(threads)
+    assert r.exit_code == 0, r.output
+    assert seen == {"axes": {"hidden_size": [4, 8], "seq_len": [4]},
+                    "base": {"num_layers": 1, "hidden_size": 4, "embed_dim": 4, "batch_size": 2, "seq_len": 8}}
+    data = json.loads(out.read_text())
+    assert [(row["axis"], row["value"], row["num_layers"]) for row in data["rows"]] == \
+        [("hidden_size", 4, 1), ("hidden_size", 8, 1), ("seq_len", 4, 1)]
+    assert "| hidden_size = 8 | 1x8 |" in r.output
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--axis", "batch_size=8"], "--axis and --base shape the scaling table: add --scaling"),
+    (["--scaling", "--axis", "batch_size"], "cannot read --axis 'batch_size': use NAME=V1,V2,..."),
+    (["--scaling", "--axis", "batch_size=8,x"], "cannot read --axis 'batch_size=8,x'"),
+    (["--scaling", "--base", "seq_len=8,16"], "--base seq_len takes one value, got 2"),
+    (["--scaling", "--axis", "width=8"], "unknown scaling axis 'width'; choose from num_layers, hidden_size"),
+    (["--scaling", "--base", "depth=2"], "unknown scaling base 'depth'"),
+    (["--scaling", "--axis", "seq_len=0"], "scaling axis seq_len needs whole numbers >= 1, got 0"),
+])
+def test_cli_scaling_options_bad_input_is_one_line(args, message):
+    r = CliRunner().invoke(main, ["bench", "--device", "cpu", *args])
+    assert r.exit_code == 1 and r.output.startswith("Error: ") and message in r.output, r.output
+    assert r.output.count("\n") == 1 and "Traceback" not in r.output

@@ -501,7 +501,7 @@ def test_block_generation_streams_the_same_text(tmp_path):
     assert "".join(pieces) == g.samples[0].text and len(g.samples[0].ids) == 200 and len(pieces) >= 3
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a CUDA GPU (the loop they replay is tested above)")
+@pytest.mark.cuda  # CUDA graphs need a CUDA GPU (the loop they replay is tested above)
 def test_cuda_graph_sampling_equals_the_eager_loop(tmp_path):
     m, v = _run(tmp_path, hidden=64, layers=3)
     m = m.cuda()

@@ -237,7 +237,7 @@ def test_checkpoints_are_stored_on_the_cpu_and_load_anywhere(tmp_path):
     assert torch.equal(model.head.weight, tensors["model.head.weight"])
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="the GPU half needs CUDA (the CPU half is tested above)")
+@pytest.mark.cuda  # the GPU half (the CPU half is tested above)
 def test_a_gpu_checkpoint_loads_and_resumes_on_the_cpu_and_back(tmp_path):
     make_dataset()
     m, t = configs(max_steps=6, device="cuda")

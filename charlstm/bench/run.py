@@ -140,12 +140,19 @@ def run_scaling(device: str = "auto", axes: dict[str, list[int]] | None = None, 
                 quick: bool = False, threads: int | None = None, say: Say | None = None) -> dict[str, Any]:
     """Training chars/s (charlstm's train() and the bare loop) and peak memory as one of hidden size,
     layers, batch or seq len grows from `base` (default 2x256, embedding 64, batch 32 x seq 100)."""
+    axes = axes or SCALING_AXES
+    given = [("axis", name, v) for name, values in axes.items() for v in (values or [None])]
+    given += [("base", name, v) for name, v in (base or {}).items()]
+    for what, name, v in given:
+        if name not in SCALING_BASE:
+            raise CharlstmError(f"unknown scaling {what} '{name}'; choose from {', '.join(SCALING_BASE)}")
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise CharlstmError(f"scaling {what} {name} needs whole numbers >= 1, got {v!r}")
+    base = {**SCALING_BASE, **(base or {})}
     dev = resolve_device(device)
     if threads:
         torch.set_num_threads(threads)
     say = say or (lambda msg: None)
-    axes = axes or SCALING_AXES
-    base = {**SCALING_BASE, **(base or {})}
     f32 = matmul_flops(dev, torch.float32, 1024, 0.6 if quick else 1.0)
     out: dict[str, Any] = {"format": BENCH_FORMAT + "-scaling", "version": BENCH_VERSION,
                            "device": machine_info(dev), "base": base, "matmul_flops_fp32": f32, "rows": []}
