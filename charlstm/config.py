@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from charlstm.errors import CharlstmError
+from charlstm.precision import PRECISIONS
 
 Cell = Literal["lstm", "gru", "rnn", "peephole"]
 CELLS = ("lstm", "gru", "rnn", "peephole")
@@ -145,7 +146,9 @@ class TrainConfig:
     sample_chars: int = 200  # printed at each evaluation; 0 to disable
     seed: int = 1234
     device: str = "auto"  # auto | cpu | cuda | mps
-    amp: bool = True  # bf16 autocast on CUDA (ignored on CPU)
+    # auto: bf16 autocast on a GPU, and on a CPU where it measures faster (charlstm.precision); a
+    # run's config.json stores the precision it chose, so a resume keeps it
+    precision: str = "auto"
     compile: bool = False
     max_nan_retries: int = 3
 
@@ -169,6 +172,8 @@ class TrainConfig:
             _finite(k, v, v is not None and v > 0, "a positive, finite number")
         if not -2**63 <= self.seed < 2**63:  # what torch's generators take
             raise CharlstmError(f"seed must fit in 64 bits (-2**63 to 2**63 - 1), got {self.seed}")
+        if self.precision not in PRECISIONS:
+            raise CharlstmError(f"unknown precision '{self.precision}'; choose {', '.join(PRECISIONS)}")
         if self.device not in ("auto", "cpu", "cuda", "mps") and not self.device.startswith("cuda:"):
             raise CharlstmError(f"unknown device '{self.device}'; choose auto, cpu, cuda or mps")
 
@@ -238,6 +243,8 @@ def train_config(values: dict[str, Any]) -> TrainConfig:
     """A TrainConfig from a dict (a run's config.json "train"); settings this version does not know
     are ignored, so a run written by an older or newer charlstm still resumes."""
     names = {f.name for f in dataclasses.fields(TrainConfig)}
+    if "precision" not in values and values.get("amp") is False:  # written before --precision existed
+        values = {**values, "precision": "fp32"}
     t = TrainConfig()
     _update(t, {k: v for k, v in values.items() if k in names}, "train")
     return t

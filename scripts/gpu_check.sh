@@ -16,8 +16,8 @@
 #   eval, sample charlstm eval --json and charlstm sample on it
 #   sample_b1    charlstm sample at batch 1, timed
 #   sample_b256  charlstm sample -N 256, timed
-#   amp_bf16     charlstm train --preset medium --batch-size 256 --amp for a fixed number of steps, and
-#   amp_fp32     the same with --no-amp: speed and validation bpc after equal steps
+#   amp_bf16     charlstm train --preset medium --batch-size 256 --precision bf16 for a fixed number of steps, and
+#   amp_fp32     the same with --precision fp32: speed and validation bpc after equal steps
 #   scaling_model, scaling_shape   charlstm bench --scaling: hidden size and layers; batch (to 8192) and seq len
 #
 # Results: $OUT/summary.txt (read this), $OUT/summary.json, $OUT/logs.tar.gz (every per-step file) and
@@ -241,7 +241,7 @@ summarize sample_b1
 step sample_b256 90 10 train "${CL[@]}" sample gpu3m --device "$DEVICE" -N 256 -n "$B256_CHARS" --seed 1 --no-stop-at-eot
 summarize sample_b256
 for amp in bf16 fp32; do
-  flag=--amp; [ "$amp" = fp32 ] && flag=--no-amp
+  flag="--precision=$amp"
   step "amp_$amp" 120 30 data "${CL[@]}" train stdlib --run "amp-$amp" "${AMP_MODEL[@]}" --max-steps "$AMP_STEPS" \
     --eval-every "$AMP_STEPS" --seed 1 --device "$DEVICE" "$flag"
   keep "amp_$amp" "amp-$amp"; summarize "amp_$amp"

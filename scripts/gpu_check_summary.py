@@ -150,7 +150,7 @@ def train(log: str, logs: Path, name: str) -> dict:
            "best_val_bpc": float(m.group("bpc")), "last_val_bpc": val[-1], "chars_per_s": statistics.median(rates),
            "intervals": len(rates),
            "model": f"{model.get('num_layers')}x{model.get('hidden_size')} {model.get('cell')}",
-           "batch": f"{tr.get('batch_size')}x{tr.get('seq_len')}", "amp": tr.get("amp")}
+           "batch": f"{tr.get('batch_size')}x{tr.get('seq_len')}", "precision": tr.get("precision")}
     auto = re.search(r"^autosize: \d.*$", log, re.M)
     if auto:
         out["autosize"] = auto.group(0)

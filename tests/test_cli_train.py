@@ -164,7 +164,7 @@ def test_bad_config_files(tmp_path):
                            ('[train]\nlr = "fast"\n', "train setting 'lr' must be a number, got 'fast'"),
                            ("[model]\nlayers = 2.5\n", "unknown model setting 'layers'"),
                            ("[model]\nnum_layers = 2.5\n", "model setting 'num_layers' must be an integer, got 2.5"),
-                           ("[train]\namp = 1\n", "train setting 'amp' must be true or false, got 1"),
+                           ("[train]\nprecision = 1\n", "train setting 'precision' must be a string, got 1"),
                            ("[train]\nmax_steps = [3]\n", "train setting 'max_steps' must be an integer, got [3]"),
                            ("[train]\nlr = nan\n", "learning rates must be positive and finite (lr=nan")):
         wrong = tmp_path / "wrong.toml"

@@ -51,7 +51,8 @@ BAD_TRAIN = [
     ("save_every_steps", 0, "save-every-steps must be at least 1, got 0"),
     ("lr", "fast", "train setting 'lr' must be a number, got 'fast'"),
     ("batch_size", 2.5, "train setting 'batch_size' must be an integer, got 2.5"),
-    ("amp", "yes", "train setting 'amp' must be true or false, got 'yes'"),
+    ("precision", "fp16", "unknown precision 'fp16'; choose auto, fp32, bf16"),
+    ("precision", True, "train setting 'precision' must be a string, got True"),
     ("compile", 1, "train setting 'compile' must be true or false, got 1"),
     ("seq_len", True, "train setting 'seq_len' must be an integer, got True"),
 ]

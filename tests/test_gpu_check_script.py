@@ -104,7 +104,7 @@ def test_training_eval_and_sampling(quick):
 @pytest.mark.slow
 def test_amp_and_fp32_train_equal_steps(quick):
     bf16, fp32, amp = result(quick, "amp_bf16"), result(quick, "amp_fp32"), quick["summary"]["amp"]
-    assert (bf16["amp"], fp32["amp"]) == (True, False) and bf16["steps"] == fp32["steps"] == 20
+    assert (bf16["precision"], fp32["precision"]) == ("bf16", "fp32") and bf16["steps"] == fp32["steps"] == 20
     assert amp["steps"] == [20, 20] and finite_positive(amp["speedup"])
     assert finite_positive(amp["bf16_val_bpc"]) and finite_positive(amp["fp32_val_bpc"])
 

@@ -10,7 +10,6 @@ import dataclasses
 import shutil
 import time
 from collections import Counter
-from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,7 @@ from charlstm.corpora.text import write_text
 from charlstm.dataset import Dataset, DatasetBuilder
 from charlstm.errors import CharlstmError
 from charlstm.model import CharRNN
+from charlstm.precision import autocast
 from charlstm.bench.machine import PeakMemory, sync
 from charlstm.inputs import encode
 from charlstm.sample import SampleOptions, generate
@@ -89,7 +89,7 @@ def bare_train_rate(mcfg: ModelConfig, tcfg: TrainConfig, device: torch.device, 
                     warmup: int = 2) -> float:
     """chars/s of a hand-written loop of the same shape: nn.Embedding -> nn.LSTM/GRU/RNN -> nn.Linear,
     B x T chunks of one random [B, steps*T + 1] tensor on the device, carried and detached state,
-    AdamW, clip_grad_norm_, bf16 autocast on CUDA when tcfg.amp (as charlstm), no host syncs."""
+    AdamW, clip_grad_norm_, bf16 autocast when tcfg.precision is bf16 (auto: on CUDA), as charlstm; no host syncs."""
     torch.manual_seed(tcfg.seed)
     V, E, H, L, B, T = mcfg.vocab_size, mcfg.embed_dim, mcfg.hidden_size, mcfg.num_layers, tcfg.batch_size, tcfg.seq_len
     rnn_cls = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}.get(mcfg.cell, nn.LSTM)
@@ -98,7 +98,7 @@ def bare_train_rate(mcfg: ModelConfig, tcfg: TrainConfig, device: torch.device, 
     opt = torch.optim.AdamW(params, lr=tcfg.lr, weight_decay=tcfg.weight_decay)
     n = warmup + steps
     data = torch.randint(0, V, (B, n * T + 1), device=device)
-    amp = tcfg.amp and device.type == "cuda"
+    prec = tcfg.precision if tcfg.precision != "auto" else ("bf16" if device.type == "cuda" else "fp32")
     state = None
     t0 = 0.0
     for i in range(n):
@@ -106,7 +106,7 @@ def bare_train_rate(mcfg: ModelConfig, tcfg: TrainConfig, device: torch.device, 
             sync(device)
             t0 = time.perf_counter()
         x, y = data[:, i * T:(i + 1) * T], data[:, i * T + 1:(i + 1) * T + 1]
-        with torch.autocast("cuda", dtype=torch.bfloat16) if amp else nullcontext():
+        with autocast(device, prec):
             out, state = rnn(embed(x), state)
             loss = F.cross_entropy(head(out).reshape(-1, V).float(), y.reshape(-1))
         opt.zero_grad(set_to_none=True)

@@ -52,13 +52,15 @@ _RENAME = {option.replace("-", "_"): field for field, option in OPTIONS.items()}
 @click.option("--seed", type=int, help="One seed for everything (a CPU run is fully deterministic).")
 @click.option("--device", help="auto, cpu, cuda, cuda:N or mps.")
 @click.option("--compile/--no-compile", "compile_", default=None, help="torch.compile the model.")
-@click.option("--amp/--no-amp", default=None, help="bf16 autocast on CUDA (default on; ignored on CPU).")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default=None,
+              help="Arithmetic: bf16 autocast or fp32. auto: bf16 on a GPU, and on a CPU with AMX/AVX512-BF16 when "
+                   "a few timed steps of this model are faster in it [default: auto].")
 @click.option("--resume", is_flag=True, help="Continue the run exactly where its last checkpoint left off.")
 @click.option("--force", is_flag=True, help="Replace an existing run of the same name.")
 @quiet_option
 def train_cmd(dataset: str, run_name: str | None, preset: str | None, config_file: Path | None, resume: bool,
               force: bool, quiet: bool, time_budget: str | None, save_every: str | None, autosize: bool | None,
-              compile_: bool | None, amp: bool | None, **opts: Any) -> None:
+              compile_: bool | None, **opts: Any) -> None:
     """Train a character model on DATASET (a name under data/ or a dataset folder).
 
     \b
@@ -79,7 +81,7 @@ def train_cmd(dataset: str, run_name: str | None, preset: str | None, config_fil
     name = run_name if run_name is not None else check_name(Path(dataset.rstrip("/")).name, "run")
     rdir = run_dir(name)
     overrides = {_RENAME.get(k, k): v for k, v in opts.items()}
-    overrides.update(time_budget=parse_duration(time_budget), compile=compile_, amp=amp, **parse_save_every(save_every))
+    overrides.update(time_budget=parse_duration(time_budget), compile=compile_, **parse_save_every(save_every))
     setup = configure(dataset, rdir, preset=preset, config_file=config_file, overrides=overrides, resume=resume,
                       force=force, autosize_flag=autosize, say=(lambda msg: None) if quiet else click.echo)
     if setup.autosized:

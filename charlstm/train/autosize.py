@@ -31,9 +31,9 @@ to plan without measuring (tests do).
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
@@ -44,6 +44,7 @@ from charlstm.config import ModelConfig
 from charlstm.dataset import open_dataset
 from charlstm.errors import CharlstmError
 from charlstm.model import CharRNN, detach_state
+from charlstm.precision import BF16_MARGIN, BF16_MIN_MACS, PRECISIONS, autocast, cpu_has_bf16
 
 # Ladder of (layers, hidden) in order of cost. Single-layer first: with few steps they learn fastest.
 LADDER: tuple[tuple[int, int], ...] = ((1, 128), (1, 192), (1, 256), (1, 384), (1, 512), (2, 512), (2, 768),
@@ -73,9 +74,11 @@ class Candidate:
     batch_size: int
     seq_len: int
     vocab_size: int
+    precision: str = "fp32"  # fp32 or bf16 (autocast), as the trainer would run it
+    cell: str = "lstm"
 
     def model_config(self) -> ModelConfig:
-        return ModelConfig(cell="lstm", vocab_size=self.vocab_size, embed_dim=self.embed_dim,
+        return ModelConfig(cell=self.cell, vocab_size=self.vocab_size, embed_dim=self.embed_dim,
                            hidden_size=self.hidden_size, num_layers=self.num_layers)
 
     @property
@@ -84,6 +87,12 @@ class Candidate:
         E, H, L, V = self.embed_dim, self.hidden_size, self.num_layers, self.vocab_size
         lstm = 4 * H * (E + H) + (L - 1) * 4 * H * 2 * H + L * 8 * H
         return V * E + lstm + H * V + V
+
+    @property
+    def macs(self) -> int:
+        """Multiply-adds per character of a forward step (LSTM layers and head)."""
+        E, H, L, V = self.embed_dim, self.hidden_size, self.num_layers, self.vocab_size
+        return 4 * H * (E + H) + (L - 1) * 4 * H * 2 * H + H * V
 
     @property
     def chars_per_step(self) -> int:
@@ -131,7 +140,7 @@ def meta_of(dataset: Any) -> Mapping[str, Any]:
 def measure_rate(c: Candidate, device: str | torch.device = "cpu", min_seconds: float = CALIB_STEP_SECONDS,
                  min_steps: int = 3, max_steps: int = 10) -> float:
     """Training chars/s of candidate c: real CharRNN steps (forward over [B, T], cross-entropy,
-    backward, clip_grad_norm_, AdamW; bf16 autocast on a GPU, as the trainer) on random ids, after
+    backward, clip_grad_norm_, AdamW; in c.precision, as the trainer) on random ids, after
     one warm-up step (which also prepares oneDNN/cuDNN). Each step is timed on its own, at least
     `min_steps` and `min_seconds` worth (at most `max_steps`), and the median step time is used:
     on a machine shared with other jobs a mean would mostly measure whoever else was running."""
@@ -142,11 +151,10 @@ def measure_rate(c: Candidate, device: str | torch.device = "cpu", min_seconds: 
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, **({"fused": True} if dev.type == "cuda" else {}))
     x = torch.randint(0, c.vocab_size, (c.batch_size, c.seq_len + 1), generator=g).to(dev)
     state = None
-    amp = dev.type == "cuda"  # the trainer's default on a GPU: bf16 autocast
 
     def step() -> None:
         nonlocal state
-        with torch.autocast("cuda", dtype=torch.bfloat16) if amp else nullcontext():
+        with autocast(dev, c.precision):
             logits, st = model(x[:, :-1], state)
             loss = F.cross_entropy(logits.reshape(-1, c.vocab_size).float(), x[:, 1:].reshape(-1))
         opt.zero_grad(set_to_none=True)
@@ -168,12 +176,14 @@ def measure_rate(c: Candidate, device: str | torch.device = "cpu", min_seconds: 
 
 
 def _key(c: Candidate) -> str:
-    return f"{c.num_layers}x{c.hidden_size}@{c.batch_size}"
+    return f"{c.num_layers}x{c.hidden_size}@{c.batch_size}" + ("/bf16" if c.precision == "bf16" else "")
 
 
 def choose(dataset: Any, budget_s: float, device: str = "cpu", threads: int | None = None, *,
-           rate: Rate | None = None, clock: Callable[[], float] = time.monotonic) -> Plan:
-    """Decide everything (see the module docstring); `rate` replaces measurement (deterministic)."""
+           rate: Rate | None = None, clock: Callable[[], float] = time.monotonic, precision: str = "auto") -> Plan:
+    """Decide everything (see the module docstring); `rate` replaces measurement (deterministic).
+    precision: auto (each candidate timed in fp32 and, on a CPU with bf16 or a GPU, bf16; the faster
+    is its rate, bf16 only when at least BF16_MARGIN faster on a CPU), fp32 or bf16."""
     t0 = clock()
     meta = meta_of(dataset)
     splits = meta["splits"]
@@ -187,11 +197,26 @@ def choose(dataset: Any, budget_s: float, device: str = "cpu", threads: int | No
     seq_len = GPU_SEQ_LEN if dev_type == "cuda" else CPU_SEQ_LEN
     measured: dict[str, float] = {}
 
-    def rate_of(c: Candidate) -> float:
+    if precision not in PRECISIONS:
+        raise CharlstmError(f"unknown precision '{precision}'; choose {', '.join(PRECISIONS)}")
+    if precision != "auto":
+        tried = (precision,)
+    else:
+        tried = ("bf16",) if dev_type == "cuda" else ("fp32", "bf16") if cpu_has_bf16() else ("fp32",)
+    picked: dict[str, str] = {}  # candidate key -> the precision its rate is for
+
+    def timed(c: Candidate) -> float:
         k = _key(c)
         if k not in measured:
             measured[k] = rate(c) if rate is not None else measure_rate(c, device)
         return measured[k]
+
+    def rate_of(c: Candidate) -> float:
+        small = dev_type == "cpu" and c.macs < BF16_MIN_MACS  # gains nothing from bf16: not timed in it
+        r = {p: timed(dataclasses.replace(c, precision=p)) for p in tried if not (small and p == "bf16" and len(tried) > 1)}
+        best = "bf16" if "bf16" in r and ("fp32" not in r or r["bf16"] >= BF16_MARGIN * r["fp32"]) else "fp32"
+        picked[_key(c)] = best
+        return r[best]
 
     def candidate(layers: int, hidden: int, batch: int) -> Candidate:
         # A tiny corpus cannot fill many streams: shrink the batch as the trainer would.
@@ -243,7 +268,8 @@ def choose(dataset: Any, budget_s: float, device: str = "cpu", threads: int | No
     model = {"cell": "lstm", "num_layers": chosen.num_layers, "hidden_size": chosen.hidden_size,
              "embed_dim": chosen.embed_dim, "dropout": 0.0 if epochs < 4 else 0.1 if epochs < 16 else 0.2}
     calib = clock() - t0
-    trn = {"batch_size": chosen.batch_size, "seq_len": chosen.seq_len, "lr": float(f"{lr:.3g}"),
+    trn = {"precision": picked[_key(chosen)], "batch_size": chosen.batch_size, "seq_len": chosen.seq_len,
+           "lr": float(f"{lr:.3g}"),
            "min_lr": float(f"{lr / 100:.3g}"), "schedule": "cosine",
            "warmup_steps": int(min(200, max(10, 0.02 * steps))), "grad_clip": 1.0, "weight_decay": 0.0,
            "grad_accum": 1, "eval_every": int(eval_every), "time_budget": max(budget_s - calib, 1.0)}
@@ -252,11 +278,11 @@ def choose(dataset: Any, budget_s: float, device: str = "cpu", threads: int | No
 
 
 def plan(dataset: Any, budget_s: float, device: str = "cpu", threads: int | None = None, *,
-         rate: Rate | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+         rate: Rate | None = None, precision: str = "auto") -> tuple[dict[str, Any], dict[str, Any]]:
     """(model overrides, train overrides) for the best model trainable in `budget_s` seconds of wall
     clock on `device` with `threads` torch threads. dataset: a Dataset, its meta dict, or a name.
     The train overrides include `time_budget`: the budget minus the time this call spent measuring."""
-    p = choose(dataset, budget_s, device, threads, rate=rate)
+    p = choose(dataset, budget_s, device, threads, rate=rate, precision=precision)
     return p.model, p.train
 
 
@@ -265,7 +291,7 @@ def describe(model: Mapping[str, Any], train: Mapping[str, Any]) -> str:
     return (f"autosize: {model['num_layers']}x{model['hidden_size']} {model.get('cell', 'lstm').upper()} (embed {model['embed_dim']}"
             + (f", dropout {model['dropout']}" if model.get("dropout") else "") + f"), batch {train['batch_size']} x "
             f"{train['seq_len']}, lr {train['lr']:g} -> {train['min_lr']:g} {train.get('schedule', 'cosine')}, warm-up {train['warmup_steps']}, "
-            f"{train['time_budget']:.0f}s left for training")
+            + (f"{train['precision']}, " if train.get("precision") else "") + f"{train['time_budget']:.0f}s left for training")
 
 
 # Options that decide the model or how it is optimised. When a user sets any of them (or a preset or
@@ -303,6 +329,6 @@ def autosized_overrides(dataset: Any, budget_s: float, device: str | torch.devic
     """The flat config overrides `charlstm train --time-budget` trains with: the plan for
     `budget_s` on `device`, under the options the user gave explicitly (`overrides`, None = not
     given), except the time budget, which becomes what the calibration left of it."""
-    p = choose(dataset, budget_s, str(device), rate=rate)
+    p = choose(dataset, budget_s, str(device), rate=rate, precision=overrides.get("precision") or "auto")
     given = {k: v for k, v in overrides.items() if v is not None and k != "time_budget"}
     return {**p.model, **p.train, **given}, p

@@ -41,6 +41,7 @@ from charlstm.config import ModelConfig, TrainConfig
 from charlstm.dataset import Dataset, open_dataset
 from charlstm.errors import CharlstmError
 from charlstm.model import detach_state
+from charlstm.precision import autocast
 from charlstm.runs import BEST, LAST, append_metrics, check_run_dir, read_config
 from charlstm.runtime import resolve_device
 from charlstm.train import distributed as D
@@ -157,7 +158,7 @@ class Trainer(Session):
             sync = (net.no_sync() if self.info.enabled and micro < cfg.grad_accum - 1 and hasattr(net, "no_sync")
                     else nullcontext())
             with sync:
-                with torch.autocast("cuda", dtype=torch.bfloat16) if self.use_amp else nullcontext():
+                with autocast(self.device, cfg.precision):
                     logits, state = net(x, self.state)
                     loss = _chunk_loss(logits.reshape(-1, V), y.reshape(-1))
                 (loss / cfg.grad_accum).backward() if cfg.grad_accum > 1 else loss.backward()
@@ -176,7 +177,7 @@ class Trainer(Session):
 
     def evaluate(self) -> float:
         """Exact bits per character over the validation split (all ranks; reduced across them)."""
-        total = score_nats(self.model, self.val, self.use_amp)
+        total = score_nats(self.model, self.val, self.eval_bf16)
         D.all_reduce_sum(total, self.info)
         return total.item() / self.val.n_targets / LN2
 

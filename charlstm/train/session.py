@@ -21,8 +21,10 @@ from charlstm.config import ModelConfig, TrainConfig
 from charlstm.dataset import Dataset
 from charlstm.errors import CharlstmError
 from charlstm.model import CharRNN, State
+from charlstm.precision import choose as choose_precision
 from charlstm.runs import BEST, LAST, METRICS, read_config, trim_metrics, write_config
 from charlstm.train import distributed as D
+from charlstm.train.autosize import Candidate, measure_rate
 from charlstm.train.batches import TrainStreams, fit_batch_size
 from charlstm.train.progress import Progress
 from charlstm.train.records import RecordBatches
@@ -87,7 +89,15 @@ class Session:
             self.net = DistributedDataParallel(self.model, device_ids=[device.index] if device.type == "cuda" else None)
         if tcfg.compile:
             self.net = torch.compile(self.net)
-        self.use_amp = tcfg.amp and device.type == "cuda"
+        if not resume:  # a resumed run keeps the precision it chose (config.json)
+            choice = choose_precision(tcfg.precision, device, None if info.enabled else self._step_rate,
+                                      self.model.step_macs())
+            if tcfg.precision == "auto" or "emulated" in choice.reason:
+                self.ui.say(f"precision: {choice.reason}")
+            tcfg.precision = choice.precision
+        # Validation in bf16 only on a GPU: on a CPU it is a fraction of the time, and exact fp32 bpc
+        # keeps runs comparable whatever they trained in.
+        self.eval_bf16 = tcfg.precision == "bf16" and device.type == "cuda"
 
         n_chunks = self.data.n_chunks
         max_epochs = tcfg.max_epochs
@@ -200,3 +210,10 @@ class Session:
         final evaluation (at most half of it), so that training plus that evaluation fit the budget."""
         b = self.cfg.time_budget
         return None if b is None else b - min(self.reserve, 0.5 * b)
+
+    def _step_rate(self, precision: str) -> float:
+        """Training chars/s of this run's model shape in `precision`, timed on random ids (for auto)."""
+        m, t = self.mcfg, self.cfg
+        c = Candidate(m.num_layers, m.hidden_size, m.embed_dim, t.batch_size, t.seq_len, m.vocab_size,
+                      precision=precision, cell=m.cell)
+        return measure_rate(c, self.device)
