@@ -6,8 +6,8 @@ browser: the tests compare its generation and traces with the model's, scripts/b
 measures its speed, and the README's picture is its screenshot. All of them go through `Chromium`.
 
 Chromium's `--remote-debugging-pipe` reads protocol commands on file descriptor 3 and writes
-replies and events on descriptor 4, each a JSON message ending in a NUL byte; the browser is
-started through /bin/sh so that the two pipes land on exactly those numbers.
+replies and events on descriptor 4, each a JSON message ending in a NUL byte; a two-line Python
+launcher puts the two pipes on exactly those numbers and executes the browser.
 
 Owns: finding the browser and the protocol conversation. Does not know: what a page contains.
 """
@@ -19,6 +19,7 @@ import os
 import select
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -41,6 +42,16 @@ def find_chromium() -> str | None:
     return None
 
 
+# argv: command-pipe fd, reply-pipe fd, the browser and its arguments. Both pipes are first copied
+# to 10 or above (closed on exec) and the originals closed, so that neither can be overwritten when
+# the other lands on 3 or 4, and the browser inherits exactly 3 and 4.
+_LAUNCH = ("import fcntl, os, sys\n"
+           "fds = [int(x) for x in sys.argv[1:3]]\n"
+           "a, b = (fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 10) for fd in fds)\n"
+           "for fd in fds: os.close(fd)\n"
+           "os.dup2(a, 3); os.dup2(b, 4); os.execv(sys.argv[3], sys.argv[3:])\n")
+
+
 class Chromium:
     """One headless browser with one page (a context manager).
 
@@ -61,12 +72,12 @@ class Chromium:
         self.profile = tempfile.TemporaryDirectory(prefix="charlstm-chromium-")
         cmd_r, self._cmd_w = os.pipe()    # we write commands, the browser reads them as fd 3
         self._out_r, out_w = os.pipe()    # the browser writes replies as fd 4
-        script = f'exec "$0" "$@" 3<&{cmd_r} 4>&{out_w}'  # sh: multi-digit descriptors only on the right
         args = [*FLAGS, f"--user-data-dir={self.profile.name}", f"--window-size={width},{height}", "about:blank"]
         # stderr to a file: chromium logs freely (D-Bus noise), and a full pipe nobody reads would block it
         self._log = open(Path(self.profile.name) / "stderr.log", "w+b")
-        self.proc = subprocess.Popen(["/bin/sh", "-c", script, self.binary, *args], pass_fds=(cmd_r, out_w),
-                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self._log)
+        self.proc = subprocess.Popen([sys.executable, "-c", _LAUNCH, str(cmd_r), str(out_w), self.binary, *args],
+                                     pass_fds=(cmd_r, out_w), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=self._log)
         os.close(cmd_r)
         os.close(out_w)
         self._buf = b""

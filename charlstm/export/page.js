@@ -342,6 +342,23 @@
     return out;
   }
 
+  /* Every value over a text: {"layer0.h": [[H values] per character], ...}, as `charlstm trace` stores them. */
+  function traceAll(text, o) {
+    o = o || {};
+    var ids = encode(text, o.unknown);
+    if (!ids.length) throw new Error("nothing to trace: the text is empty");
+    var net = new Net(), out = {};
+    for (var l = 0; l < L; l++) KINDS.forEach(function (k) { out["layer" + l + "." + k] = []; });
+    if (RESET !== null) net.step(RESET, false);
+    for (var j = 0; j < ids.length; j++) {
+      net.step(ids[j], false);
+      for (var l2 = 0; l2 < L; l2++) {
+        for (var q = 0; q < K; q++) out["layer" + l2 + "." + KINDS[q]].push(Array.from(net.vals[l2][KINDS[q]]));
+      }
+    }
+    return out;
+  }
+
   // ------------------------------------------------------------------ the page
   function $(id) { return document.getElementById(id); }
   function el(tag, cls, text) {
@@ -480,6 +497,8 @@
     },
     /* trace(text, {unit: "layer0.c:3", unknown}) -> the unit's values, one per character (byte) */
     trace: trace,
+    /* traceAll(text, {unknown}) -> {"layer0.h": [[H values] per character], ...}: every unit */
+    traceAll: traceAll,
     encode: function (text, unknown) { return encode(text, unknown); },
     select: function (spec) { var u = parseUnit(spec); if (!u) throw new Error("no unit '" + spec + "' in this model"); select(u); },
     selected: function () { return unitName(cur); },
