@@ -110,12 +110,15 @@ class Chromium:
         lines = [ln for ln in self._log.read().decode(errors="replace").splitlines() if "dbus" not in ln]
         return " / ".join(lines[-3:])
 
-    def send(self, method: str, params: dict[str, Any] | None = None, session: bool = True,
+    def send(self, method: str, params: dict[str, Any] | None = None, session: bool | str = True,
              timeout: float | None = None) -> dict[str, Any]:
-        """Send one protocol command (to the page's session unless session=False) -> its result."""
+        """Send one protocol command -> its result. session: True for the page's, False for the
+        browser itself, or the id of another session (a frame's, `frame_session`)."""
         self._next_id += 1
         msg: dict[str, Any] = {"id": self._next_id, "method": method, "params": params or {}}
-        if session and self.session:
+        if isinstance(session, str):
+            msg["sessionId"] = session
+        elif session and self.session:
             msg["sessionId"] = self.session
         os.write(self._cmd_w, json.dumps(msg).encode() + b"\0")
         deadline = time.monotonic() + (timeout or self.timeout)
@@ -153,10 +156,18 @@ class Chromium:
                 raise CharlstmError(f"the page {url} did not get ready")
             time.sleep(0.05)
 
-    def evaluate(self, expression: str, timeout: float | None = None) -> Any:
-        """The value of a JavaScript expression in the page (Promises awaited; JSON-like values)."""
+    def frame_sessions(self) -> list[str]:
+        """Sessions attached to the page's iframes that run in processes of their own (a sandboxed
+        frame does), in the order Chromium lists them; pass one to `evaluate(..., session=)`."""
+        frames = [t for t in self.send("Target.getTargets", session=False)["targetInfos"] if t["type"] == "iframe"]
+        return [self.send("Target.attachToTarget", {"targetId": t["targetId"], "flatten": True},
+                          session=False)["sessionId"] for t in frames]
+
+    def evaluate(self, expression: str, timeout: float | None = None, session: bool | str = True) -> Any:
+        """The value of a JavaScript expression in the page (Promises awaited; JSON-like values);
+        session: a frame's (`frame_sessions`) to evaluate in that frame."""
         r = self.send("Runtime.evaluate", {"expression": expression, "awaitPromise": True, "returnByValue": True},
-                      timeout=timeout)
+                      timeout=timeout, session=session)
         if "exceptionDetails" in r:
             d = r["exceptionDetails"]
             text = (d.get("exception") or {}).get("description") or d.get("text", "error")
