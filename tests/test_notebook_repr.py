@@ -62,7 +62,8 @@ def test_to_pandas_long_and_wide(model):
     _optional("pandas")
     module, vocab = model
     tr = trace_text(module, vocab, TEXT)
-    long = tr.to_pandas(layers="1", kinds="c", units=[2, 5])
+    long = tr.to_pandas(layers=1, kinds="c", units=[2, 5])
+    assert long.equals(tr.to_pandas(layers="1", kinds=["c"], units=[2, 5]))
     assert list(long.columns) == ["position", "char", "id", "layer", "kind", "unit", "value"]
     assert len(long) == len(TEXT) * 2
     row = long[(long.position == 4) & (long.unit == 5)].iloc[0]

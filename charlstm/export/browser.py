@@ -139,6 +139,7 @@ class Chromium:
             if time.monotonic() > deadline:
                 raise CharlstmError("chromium opened no page")
             time.sleep(0.05)
+        self.version = self.send("Browser.getVersion", session=False).get("product", "")
         self.session = self.send("Target.attachToTarget", {"targetId": pages[0]["targetId"], "flatten": True},
                                  session=False)["sessionId"]
         self.send("Page.enable")

@@ -82,8 +82,10 @@ class Trace:
         return self.unit(u.key, u.unit)
 
     # -------------------------------------------------------------- notebooks and dataframes
-    def _select(self, layers: Iterable[int] | str | None, kinds: Iterable[str] | str | None) -> list[str]:
+    def _select(self, layers: Iterable[int] | int | str | None, kinds: Iterable[str] | str | None) -> list[str]:
         """The trace keys of the chosen layers and kinds (default: all traced), layer by layer."""
+        if isinstance(layers, int):
+            layers = [layers]
         ls = self.layers if layers is None else resolve_layers(self.num_layers, layers)
         ks = self.kinds if kinds is None else resolve_kinds(self.cell, kinds)
         missing = [key(l, k) for l in ls for k in ks if key(l, k) not in self.arrays]
@@ -91,15 +93,16 @@ class Trace:
             raise CharlstmError(f"{missing[0]} was not traced; this trace holds {', '.join(self.arrays)}")
         return [key(l, k) for l in ls for k in ks]
 
-    def to_numpy(self, layers: Iterable[int] | str | None = None, kinds: Iterable[str] | str | None = None) -> np.ndarray:
+    def to_numpy(self, layers: Iterable[int] | int | str | None = None,
+                 kinds: Iterable[str] | str | None = None) -> np.ndarray:
         """The values as one float32 array [T, n, H]: n = the chosen layers x kinds (default: all
         traced), in the order [layer{l}.{kind} for l in layers for kind in kinds], layers ascending
         and kinds in the cell's order (charlstm.cells.KINDS)."""
         keys = self._select(layers, kinds)
         return np.stack([np.asarray(self.arrays[k], dtype=np.float32) for k in keys], axis=1)
 
-    def to_pandas(self, layers: Iterable[int] | str | None = None, kinds: Iterable[str] | str | None = None,
-                  units: Sequence[int] | None = None, wide: bool = False):
+    def to_pandas(self, layers: Iterable[int] | int | str | None = None, kinds: Iterable[str] | str | None = None,
+                  units: Sequence[int] | int | None = None, wide: bool = False):
         """The values as a pandas DataFrame (pandas is optional: pip install 'charlstm[pandas]').
 
         Long (default): one row per character and unit, columns position, char, id, layer, kind,
@@ -111,6 +114,8 @@ class Trace:
         except ImportError:
             raise CharlstmError("Trace.to_pandas needs pandas: pip install 'charlstm[pandas]'") from None
         keys = self._select(layers, kinds)
+        if isinstance(units, int):
+            units = [units]
         us = list(range(self.hidden_size)) if units is None else [int(u) for u in units]
         bad = [u for u in us if not 0 <= u < self.hidden_size]
         if bad:
