@@ -10,13 +10,20 @@ from __future__ import annotations
 import json
 import os
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
 
+import charlstm
+from charlstm.checkpoint import save_model
 from charlstm.cli import main
+from charlstm.config import ModelConfig, TrainConfig
+from charlstm.runs import BEST, read_config, write_config
 from charlstm.export.onnx import check_onnx, export_onnx
 from charlstm.runtime import cpu_threads
 from charlstm.vocab import Vocab
@@ -119,3 +126,23 @@ def test_cli_export_onnx(ort, tmp_path):
                      r"(\S+), state (\S+)\n", r.stderr)
     assert m and float(m.group(1)) < 1e-4 and float(m.group(2)) < 1e-4, r.stderr
     assert json.loads({p.key: p.value for p in _need("onnx").load(str(out)).metadata_props}["charlstm.tokenizer"])
+
+
+@pytest.mark.parametrize("records", [False, True])
+def test_scripts_onnx_generate_writes_what_charlstm_sample_writes(records, ort, tmp_path):
+    """The docs' portable generator (onnxruntime, numpy and tokenizers only) against charlstm."""
+    path, model, vocab = make_run(tmp_path, cell="gru", hidden=24, layers=2, seed=4)
+    if records:  # a model of records: <eot> first, and a sample may end at <eot>
+        cfg = read_config(path)
+        model.cfg.reset_id = vocab.eot_id
+        write_config(path, ModelConfig(**{**cfg["model"], "reset_id": vocab.eot_id}), TrainConfig(),
+                     cfg["dataset"], vocab.to_json())
+        save_model(path / BEST, model, {"step": 0, "val_bpc": None})
+    export_onnx(tmp_path / "m.onnx", model, vocab)
+    script = Path(__file__).resolve().parents[1] / "scripts" / "onnx_generate.py"
+    for prime in ("def ", "", "return 'a' + "):
+        r = subprocess.run([sys.executable, str(script), str(tmp_path / "m.onnx"), "--prime", prime, "--length", "80"],
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stderr
+        want = charlstm.load(path).generate(prime, length=80, greedy=True)
+        assert r.stdout == prime + want + "\n"
