@@ -40,18 +40,17 @@
     }
     return t;
   }
+  /* A weight as a Float32Array: float16 and float32 values are exactly float32 numbers, and every
+   * product and sum below is a float64 one (a JavaScript number), so nothing is rounded by keeping
+   * the weights in half the memory a step has to read. */
   function tensor(name) {
     var t = D.weights[name];
     if (!t) throw new Error("the page lacks the weight " + name);
-    var n = t.shape.reduce(function (a, x) { return a * x; }, 1), b = bytes(t.data), out = new Float64Array(n), i;
-    if (D.dtype === "float16") {
-      if (!F16) F16 = f16Table();
-      var u = new Uint16Array(b.buffer, 0, n);
-      for (i = 0; i < n; i++) out[i] = F16[u[i]];
-    } else {
-      var f = new Float32Array(b.buffer, 0, n);
-      for (i = 0; i < n; i++) out[i] = f[i];
-    }
+    var n = t.shape.reduce(function (a, x) { return a * x; }, 1), b = bytes(t.data);
+    if (D.dtype === "float32") return new Float32Array(b.buffer, 0, n);
+    if (!F16) F16 = f16Table();
+    var u = new Uint16Array(b.buffer, 0, n), out = new Float32Array(n);
+    for (var i = 0; i < n; i++) out[i] = F16[u[i]];
     return out;
   }
   var emb = tensor("embed.weight"), layers = [];
