@@ -111,7 +111,8 @@ def test_export_bad_input(run, tmp_path):
     _error(invoke("export", "tiny", "--html", tmp_path / "x.html", "--unit", "layer7.c:0"), "layer 7 does not exist")
     _error(invoke("export", "tiny", "--html", tmp_path / "x.html", "--unit", "layer0.z:0"), "has no kind 'z'")
     _error(invoke("export", "tiny", "--html", tmp_path / "x.html", "--prime", "→"),
-           "1 character(s) not in the model's vocabulary: '→' at 0")
+           "the page's prime: 1 character(s) not in the model's vocabulary: '→' at 0")
+    assert "--unknown" not in invoke("export", "tiny", "--html", tmp_path / "x.html", "--prime", "→").stderr
     with pytest.raises(CharlstmError, match="float16 or float32"):
         page_data(run[1], run[2], dtype="int8")
 

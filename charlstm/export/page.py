@@ -128,7 +128,10 @@ def page_data(module: torch.nn.Module, vocab: Vocab, *, dtype: str = "float16", 
     if vocab.size != cfg.vocab_size:
         raise CharlstmError(f"vocabulary of {vocab.size} symbols does not fit the model ({cfg.vocab_size})")
     params = check_size(module, max_params)
-    encode(vocab, prime, "error")  # a default prime the model cannot read is refused now, not in the page
+    try:  # a prime the model cannot read is refused now, not in the page
+        encode(vocab, prime, "error")
+    except CharlstmError as e:  # charlstm.inputs' wording, less its advice about --unknown (export has none)
+        raise CharlstmError(f"the page's prime: {str(e).split('; use --unknown')[0]}") from None
     u = parse_unit(unit or _default_unit(cfg))
     check_unit(u, cfg.cell, cfg.num_layers, cfg.hidden_size)
     weights = {name: _tensor(t, dtype) for name, t in module.state_dict().items()}
