@@ -29,7 +29,7 @@ import charlstm
 from charlstm.checkpoint import save_model
 from charlstm.cli import main
 from charlstm.config import ModelConfig, TrainConfig
-from charlstm.corpora.build import EncodeOptions, write_records
+from charlstm.corpora.build import EncodeOptions
 from charlstm.corpora.synthetic import write_synthetic
 from charlstm.corpora.text import write_text
 from charlstm.export.browser import Chromium, find_chromium

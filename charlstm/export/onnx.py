@@ -18,7 +18,6 @@ the PyTorch model). Does not know: runs on disk or the command line.
 from __future__ import annotations
 
 import io
-import json
 import os
 import warnings
 from dataclasses import dataclass
