@@ -62,6 +62,12 @@ class FindResult:
                 return u
         raise CharlstmError(f"no unit of kind {', '.join(kinds or ())} among the ranked units")
 
+    def _repr_html_(self) -> str:
+        """Jupyter shows the ranking as the table `neurons find` prints (charlstm.viz.notebook)."""
+        from charlstm.viz.notebook import ranking_html
+
+        return ranking_html(self)
+
 
 def feature_values(feature: str | Feature, symbols: Sequence[str]) -> tuple[Feature, np.ndarray, str]:
     """(Feature, values float32 [T], kind "binary" | "continuous") of a feature on the symbols."""

@@ -65,6 +65,12 @@ class Generation:
     steps: int = 0  # model steps taken after the prime (for tests of O(1) work per character)
     prime_ids: list[int] = field(default_factory=list)
 
+    def _repr_html_(self) -> str:
+        """Jupyter shows a generation as a table of its samples (charlstm.viz.notebook)."""
+        from charlstm.viz.notebook import samples_html
+
+        return samples_html(self.samples, seed=self.seed)
+
 
 def fresh_seed() -> int:
     return int.from_bytes(os.urandom(4), "little") & 0x7FFFFFFF

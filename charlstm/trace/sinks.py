@@ -5,6 +5,9 @@ shaped [T, H] (row t = the value after reading character t), plus per character 
 probability the model gave the actual next character and its top-5 predictions. Kinds come from
 ``charlstm.cells.KINDS``: LSTM and peephole h, c, i, f, g, o; GRU h, r, z, n; RNN h.
 
+A Trace also turns itself into a NumPy array or a pandas DataFrame (`to_numpy`, `to_pandas`) and,
+in Jupyter, into the trace viewer (`_repr_html_`, drawn by charlstm.viz.notebook).
+
 Owns: Trace, TraceInfo, the Sink protocol, MemorySink (a Trace in memory) and ColumnSink (one unit),
 and which layers and kinds a request means (`resolve_layers`, `resolve_kinds`). Does not know:
 models (charlstm.trace.record computes the values) or files (charlstm.trace.files writes them).
@@ -19,7 +22,7 @@ import numpy as np
 
 from charlstm import cells
 from charlstm.errors import CharlstmError
-from charlstm.units import Unit, key, no_kind
+from charlstm.units import Unit, key, no_kind, parse_key
 from charlstm.vocab import Vocab
 
 TOP_K = 5
@@ -77,6 +80,71 @@ class Trace:
     def unit_values(self, u: Unit) -> np.ndarray:
         """The values of charlstm.units.Unit u over the text, [T] float32."""
         return self.unit(u.key, u.unit)
+
+    # -------------------------------------------------------------- notebooks and dataframes
+    def _select(self, layers: Iterable[int] | int | str | None, kinds: Iterable[str] | str | None) -> list[str]:
+        """The trace keys of the chosen layers and kinds (default: all traced), layer by layer."""
+        if isinstance(layers, int):
+            layers = [layers]
+        ls = self.layers if layers is None else resolve_layers(self.num_layers, layers)
+        ks = self.kinds if kinds is None else resolve_kinds(self.cell, kinds)
+        missing = [key(l, k) for l in ls for k in ks if key(l, k) not in self.arrays]
+        if missing:
+            raise CharlstmError(f"{missing[0]} was not traced; this trace holds {', '.join(self.arrays)}")
+        return [key(l, k) for l in ls for k in ks]
+
+    def to_numpy(self, layers: Iterable[int] | int | str | None = None,
+                 kinds: Iterable[str] | str | None = None) -> np.ndarray:
+        """The values as one float32 array [T, n, H]: n = the chosen layers x kinds (default: all
+        traced), in the order [layer{l}.{kind} for l in layers for kind in kinds], layers ascending
+        and kinds in the cell's order (charlstm.cells.KINDS)."""
+        keys = self._select(layers, kinds)
+        return np.stack([np.asarray(self.arrays[k], dtype=np.float32) for k in keys], axis=1)
+
+    def to_pandas(self, layers: Iterable[int] | int | str | None = None, kinds: Iterable[str] | str | None = None,
+                  units: Sequence[int] | int | None = None, wide: bool = False):
+        """The values as a pandas DataFrame (pandas is optional: pip install 'charlstm[pandas]').
+
+        Long (default): one row per character and unit, columns position, char, id, layer, kind,
+        unit, value. wide=True: one row per character, columns position, char, id and one column per
+        unit named like "layer1.c:37". layers, kinds: as for tracing (default: all traced); units:
+        unit indices (default: all)."""
+        try:
+            import pandas as pd
+        except ImportError:
+            raise CharlstmError("Trace.to_pandas needs pandas: pip install 'charlstm[pandas]'") from None
+        keys = self._select(layers, kinds)
+        if isinstance(units, int):
+            units = [units]
+        us = list(range(self.hidden_size)) if units is None else [int(u) for u in units]
+        bad = [u for u in us if not 0 <= u < self.hidden_size]
+        if bad:
+            raise CharlstmError(f"unit {bad[0]} does not exist; layers have units 0..{self.hidden_size - 1}")
+        T = len(self)
+        pos, chars, ids = np.arange(T), np.asarray(self.chars, dtype=object), np.asarray(self.ids, dtype=np.int64)
+        values = self.to_numpy(layers, kinds)[:, :, us]  # [T, keys, units]
+        if wide:
+            cols = {"position": pos, "char": chars, "id": ids}
+            for j, k in enumerate(keys):
+                for i, u in enumerate(us):
+                    cols[f"{k}:{u}"] = values[:, j, i]
+            return pd.DataFrame(cols)
+        nk, nu = len(keys), len(us)
+        parsed = [parse_key(k) for k in keys]
+        return pd.DataFrame({
+            "position": np.repeat(pos, nk * nu), "char": np.repeat(chars, nk * nu), "id": np.repeat(ids, nk * nu),
+            "layer": np.tile(np.repeat([p[0] for p in parsed], nu), T),
+            "kind": np.tile(np.repeat(np.asarray([p[1] for p in parsed], dtype=object), nu), T),
+            "unit": np.tile(np.asarray(us, dtype=np.int64), T * nk), "value": values.reshape(-1)})
+
+    def _repr_html_(self) -> str:
+        """Jupyter shows a trace as the trace viewer, inline (charlstm.viz.notebook)."""
+        # The one place where a data object reaches up to its picture: charlstm.viz reads a Trace
+        # protocol and never imports charlstm.trace, so the import points one way, and lazily, so
+        # that using traces never loads the viewer.
+        from charlstm.viz.notebook import trace_html
+
+        return trace_html(self)
 
 
 def resolve_layers(num_layers: int, layers: Iterable[int] | str | None) -> list[int]:
