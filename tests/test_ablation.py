@@ -41,6 +41,20 @@ def test_unablated_explicit_run_equals_the_fused_model(cell):
     np.testing.assert_allclose(explicit, fused, atol=2e-5)
 
 
+@pytest.mark.parametrize("cell", ["lstm", "gru", "peephole"])
+def test_many_interventions_in_one_batch_equal_each_alone(cell):
+    # Interventions of the same kind share one forced step per layer; each row must still see only
+    # its own unit forced to its own value.
+    m = _model(cell)
+    kinds = ("h", "c", "i", "f", "g", "o") if cell != "gru" else ("h", "r", "z", "n")
+    ivs = [Clamp(layer, kind, (layer + k) % 6, 0.3 * k - 0.5) for layer in (0, 1) for k, kind in enumerate(kinds)]
+    ivs += [Clamp(0, kinds[0], 5, 0.0), Clamp(0, kinds[0], 4, 0.7)]  # several of one kind and layer
+    together = explicit_losses(m, IDS, [None, *ivs])
+    for k, iv in enumerate(ivs, 1):
+        np.testing.assert_allclose(together[k], explicit_losses(m, IDS, [iv])[0], atol=1e-6)
+    np.testing.assert_allclose(together[0], fused_losses(m, IDS), atol=2e-5)
+
+
 def _edited(m: CharRNN, edit) -> CharRNN:
     m2 = copy.deepcopy(m)
     with torch.no_grad():

@@ -44,9 +44,10 @@ def _gates_pre(x: Tensor, h: Tensor, p: dict[str, Tensor]) -> tuple[Tensor, Tens
 
 
 def _intervene(cell: str, r: dict[str, Tensor], x: Tensor, state: tuple[Tensor, ...], p: dict[str, Tensor],
-               kind: str, sel: Tensor, value: float) -> tuple[Tensor, tuple[Tensor, ...]]:
+               kind: str, sel: Tensor, value: float | Tensor) -> tuple[Tensor, tuple[Tensor, ...]]:
     """Redo one step with kind[sel] forced to value: r is `cells.step(cell, x, state, p)`; what depends
-    on the forced value is recomputed from it. sel: bool [N, H] (rows and unit).
+    on the forced value is recomputed from it. sel: bool [N, H] (rows and units); value: a number or
+    [N, H] (each selected entry's own value).
     Returns (output h [N, H], new state)."""
     v = torch.as_tensor(value, dtype=x.dtype, device=x.device)
 
@@ -125,13 +126,18 @@ def _explicit_run(model, ids_t: Tensor, interventions: Sequence[Clamp | None], s
     for layer in range(cfg.num_layers):
         p = model.layer_params(layer)
         st = tuple(s[layer].expand(N, -1).contiguous() for s in state)
-        # (intervention, bool [N, H] its row and unit, bool [N, 1] its row) for this layer
-        sels = []
+        # Per kind forced in this layer: (kind, bool [N, H] the rows' units, values [N, H], bool [N, 1]
+        # the rows). Each row holds at most one intervention, so all of a kind go in one call.
+        by_kind: dict[str, tuple[Tensor, Tensor]] = {}
         for k, iv in enumerate(interventions):
             if iv is not None and iv.layer == layer:
-                sel = torch.zeros(N, cfg.hidden_size, dtype=torch.bool, device=dev)
+                if iv.kind not in by_kind:
+                    by_kind[iv.kind] = (torch.zeros(N, cfg.hidden_size, dtype=torch.bool, device=dev),
+                                        torch.zeros(N, cfg.hidden_size, dtype=x.dtype, device=dev))
+                sel, val = by_kind[iv.kind]
                 sel[k, iv.unit] = True
-                sels.append((iv, sel, sel.any(1, keepdim=True)))
+                val[k, iv.unit] = iv.value
+        sels = [(kind, sel, val, sel.any(1, keepdim=True)) for kind, (sel, val) in by_kind.items()]
         outs = []
         for t in range(T):
             if t in resets:
@@ -140,8 +146,8 @@ def _explicit_run(model, ids_t: Tensor, interventions: Sequence[Clamp | None], s
             r = cells.step(cfg.cell, xt, st, p)
             h, new = r["h"], ((r["h"], r["c"]) if n_state == 2 else (r["h"],))
             # Each intervention changes only its own batch row; the other rows keep the plain step.
-            for iv, sel, rows in sels:
-                h_k, st_k = _intervene(cfg.cell, r, xt, st, p, iv.kind, sel, iv.value)
+            for kind, sel, val, rows in sels:
+                h_k, st_k = _intervene(cfg.cell, r, xt, st, p, kind, sel, val)
                 h = torch.where(rows, h_k, h)
                 new = tuple(torch.where(rows, a, b) for a, b in zip(st_k, new))
             st = new
