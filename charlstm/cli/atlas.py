@@ -28,13 +28,16 @@ from charlstm.fileio import atomic_write_json, check_output
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), help="Write every number as JSON.")
 @click.option("--pictures", type=click.Path(file_okay=False, path_type=Path),
               help="Also write the report's pictures as PNG files into this folder.")
-@click.option("--controls", type=click.IntRange(min=19), default=199, show_default=True,
-              help="Shifted copies of each feature for the chance control (p >= 1 / (controls + 1)).")
+@click.option("--controls", type=click.IntRange(min=99), default=199, show_default=True,
+              help="Shifted copies of each feature for the chance control (p >= 1 / (controls + 1); a finding needs "
+                   "p <= 0.01).")
 @click.option("--untrained", type=click.IntRange(min=0), default=3, show_default=True,
               help="Untrained models of the same shape for the learning control (0: skip it; nothing is then "
                    "called learned).")
-@click.option("--top", type=click.IntRange(min=0), default=2, show_default=True,
+@click.option("--top", type=click.IntRange(min=0), default=1, show_default=True,
               help="Units ablated per feature (each set to 0 and to its mean).")
+@click.option("--ablate-limit", type=click.IntRange(min=2), default=20_000, show_default=True,
+              help="Ablate on the first this many characters (each ablated copy reruns the model step by step).")
 @click.option("--ngram", type=click.IntRange(min=0), default=5, show_default=True,
               help="Highest n-gram order of the error analysis (0: skip it).")
 @click.option("--no-probe", is_flag=True, help="Skip the L1 probes and their control tasks.")
@@ -45,7 +48,8 @@ from charlstm.fileio import atomic_write_json, check_output
               help="best (model.safetensors), last, or a .safetensors path.")
 @quiet_option
 def atlas_cmd(run: str, split, file_, text, limit: int, features: tuple[str, ...], html_path: Path | None,
-              json_path: Path | None, pictures: Path | None, controls: int, untrained: int, top: int, ngram: int,
+              json_path: Path | None, pictures: Path | None, controls: int, untrained: int, top: int, ablate_limit: int,
+              ngram: int,
               no_probe: bool, seed: int, unknown: str, checkpoint: str, quiet: bool) -> None:
     """What did RUN learn? Every applicable feature against every unit, with controls, causes and
     one report.
@@ -93,7 +97,8 @@ def atlas_cmd(run: str, split, file_, text, limit: int, features: tuple[str, ...
             print(f"[{time.monotonic() - start:6.1f}s] {msg}", file=sys.stderr, flush=True)
 
     atlas = build_atlas(model.module, model.vocab, inp, model.config, run=run, features=features, top=top,
-                        controls=controls, untrained=untrained, probe=not no_probe, ngram=ngram, seed=seed, log=log)
+                        controls=controls, untrained=untrained, probe=not no_probe, ngram=ngram,
+                        ablate_chars=ablate_limit, seed=seed, log=log)
     click.echo(format_summary(atlas))
     if html_path is not None:
         write_report(atlas, html_path, pictures=pictures)

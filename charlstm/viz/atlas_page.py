@@ -134,7 +134,8 @@ def _summary(data: Mapping[str, Any]) -> str:
     return _table(head, rows, left=2)
 
 
-def _feature(f: Mapping[str, Any], snippet: Mapping[str, Any] | None, images: Mapping[str, bytes]) -> str:
+def _feature(f: Mapping[str, Any], snippet: Mapping[str, Any] | None, images: Mapping[str, bytes],
+             ablated: int) -> str:
     name = f["feature"]
     out = [f'<h3 id="f-{_e(name)}">{_e(name)}</h3>',
            f'<p>{_e(f["description"])}. <span class="muted">{_e(f["why"])}; {f["kind"]}'
@@ -166,8 +167,8 @@ def _feature(f: Mapping[str, Any], snippet: Mapping[str, Any] | None, images: Ma
         rows = [[_e(a["unit"]), _e(a["mode"]) + (f' ({a["value"]:+.3f})' if a["mode"] == "mean" else "")]
                 + [(f'{a["effects"][g]["before"]:.3f} &rarr; {a["effects"][g]["after"]:.3f} ({a["effects"][g]["change"]:+.3f})'
                     if g in a["effects"] else "-") for g in ("active", "inactive", "key", "all")] for a in f["ablations"]]
-        out.append(f'<p>Ablation: bits per character with the unit forced at every step (key predictions: '
-                   f'{_e(f["key_predictions"])}).</p>' + _table(["unit", "set to", "active", "inactive", "key", "all"], rows, 2))
+        out.append(f'<p>Ablation: bits per character with the unit forced at every step, on the first {ablated:,} '
+                   f'characters (key predictions: {_e(f["key_predictions"])}).</p>' + _table(["unit", "set to", "active", "inactive", "key", "all"], rows, 2))
     g = f.get("gates")
     if g:
         kinds = list((g.get("moves") or g.get("holds") or {}).keys())
@@ -242,7 +243,7 @@ def render_atlas_page(data: Mapping[str, Any], snippets: Sequence[Mapping[str, A
         body.append("<p>Not scored: " + "; ".join(f'{_e(s["feature"])} ({_e(s["why"])} on this text)'
                                                   for s in data["skipped"]) + ".</p>")
     body.append("<h2>Features</h2>")
-    body += [_feature(f, by_name.get(f["feature"]), images) for f in data["features"]]
+    body += [_feature(f, by_name.get(f["feature"]), images, st["ablated_characters"]) for f in data["features"]]
     body += ["<h2>Gate saturation</h2>", _saturation(data, images), "<h2>Where the LSTM beats the n-grams</h2>",
              _errors(data, images)]
     if data["notes"]:

@@ -47,6 +47,8 @@ from charlstm.vocab import Vocab
 Log = Callable[[str], None]
 #: Features whose inside/outside the error analysis compares (those of them the atlas scored).
 REGIONS = ("string", "comment", "double-quote", "single-quote", "url", "mention", "hashtag")
+#: Shifted controls needed before a p-value can reach P_MAX (1 / (controls + 1) <= P_MAX).
+MIN_CONTROLS = 99
 #: Vocabularies this small get a per-character table of the best state unit's gates.
 SMALL_VOCAB = 16
 
@@ -126,21 +128,24 @@ def _saturation(trace) -> dict[str, Any]:
 
 
 def build_atlas(model, vocab: Vocab, inp: Input, run_config: dict[str, Any], *, run: str = "",
-                features: Sequence[str] = (), top: int = 2, listed: int = 5, controls: int = 199,
+                features: Sequence[str] = (), top: int = 1, listed: int = 5, controls: int = 199,
                 untrained: int = 3, probe: bool = True, ngram: int = 5, train_ids: np.ndarray | None = None,
-                blocks: int = 10, seed: int = 0, log: Log | None = None) -> Atlas:
+                ablate_chars: int | None = 20_000, blocks: int = 10, seed: int = 0, log: Log | None = None) -> Atlas:
     """The atlas of `model` on `inp` (see the module docstring). run_config: the run's config.json
     (what kind of text it learned, where its training split is). features: extra features to try;
     top: units ablated per feature; listed: units listed (and confirmed) per feature; controls:
     shifted copies per feature (chance); untrained: untrained models (learning control; 0 skips
     it); probe: fit L1 probes with control tasks; ngram: the highest n-gram order (0 skips the
     error analysis); train_ids: the n-gram training text (default: the run's training split);
-    blocks: blocks the text is cut into for the two parts; seed: seeds the controls."""
+    ablate_chars: ablations run on the first this many characters (None: all; each ablated copy
+    reruns the model step by step, the slowest part of an atlas); blocks: blocks the text is cut into for the two parts; seed: seeds the controls."""
     say = log or (lambda msg: None)
     clock: dict[str, float] = {}
     t0 = time.perf_counter()
     if len(inp) < 20:
         raise CharlstmError(f"an atlas needs at least 20 characters, got {len(inp)}")
+    if controls < MIN_CONTROLS:
+        raise CharlstmError(f"at least {MIN_CONTROLS} controls are needed for p <= {P_MAX} to be possible, got {controls}")
     targets = targets_for(run_config, features)
     ids = np.asarray(inp.ids, np.int64)
     symbols = inp.symbols
@@ -234,11 +239,13 @@ def build_atlas(model, vocab: Vocab, inp: Input, run_config: dict[str, Any], *, 
                 if c not in clamps:
                     clamps.append(c)
                     modes.append(mode)
+    n_ab = len(ids) if ablate_chars is None else max(2, min(len(ids), int(ablate_chars)))
     if clamps:
-        clean, ablated = C.losses(model, ids, clamps,
-                                  progress=lambda d, n: say(f"ablations {d}/{n}"))
+        clean, ablated = C.losses(model, ids[:n_ab], clamps,
+                                  progress=lambda d, n: say(f"ablations {d}/{n} on {n_ab:,} characters"))
         for p, res, key in zip(preps, results, keys):
-            groups = C.prediction_groups(p.values, p.kind, p.span, key)
+            span = p.span[:n_ab] if p.span is not None else None
+            groups = C.prediction_groups(p.values[:n_ab], p.kind, span, key[:n_ab - 1])
             names = {ur.unit for ur in res.units[:top]}
             sel = [i for i, c in enumerate(clamps) if c.name in names]
             res.ablations = C.ablation_effects(clean, ablated[sel], [clamps[i] for i in sel], [modes[i] for i in sel],
@@ -273,7 +280,7 @@ def build_atlas(model, vocab: Vocab, inp: Input, run_config: dict[str, Any], *, 
     model_info = {"cell": cfg.cell, "layers": cfg.num_layers, "hidden": cfg.hidden_size,
                   "parameters": int(model.num_parameters()), "units": int(sum(a.shape[1] for a in arrays.values()))}
     settings = {"blocks": blocks, "controls": controls, "untrained": untrained, "probe": probe, "ngram": ngram,
-                "top": top, "listed": listed, "seed": seed, "keep": KEEP, "p_max": P_MAX}
+                "top": top, "listed": listed, "seed": seed, "keep": KEEP, "p_max": P_MAX, "ablated_characters": n_ab}
     return Atlas(run, model_info, inp.source, len(ids), inp.truncated, corpus_kind(run_config), settings, results,
                  skipped, saturation, errors, {k: round(v, 2) for k, v in clock.items()}, notes, trace=trace,
                  symbols=list(symbols), values={p.target.name: (p.values, p.span) for p in preps}, groups=groups)

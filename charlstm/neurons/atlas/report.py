@@ -66,7 +66,8 @@ def format_summary(atlas: Atlas) -> str:
                      f"{abl:>25}  {f.verdict()}")
     lines.append("score: |r| (continuous) or max(AUROC, 1 - AUROC) (binary) on the selection part, sign = direction; "
                  "confirm: the same unit on the other part; untrained: the best untrained unit there; ablation: "
-                 "bpc change with the best unit at 0 where the feature is active / inactive")
+                 "bpc change with the best unit at 0 where the feature is active / inactive (first "
+                 f"{atlas.settings['ablated_characters']:,} characters)")
     for name, why in atlas.skipped:
         lines.append(f"skipped {name}: {why} on this text")
     for f in atlas.features:
