@@ -55,6 +55,23 @@ def test_many_interventions_in_one_batch_equal_each_alone(cell):
     np.testing.assert_allclose(together[0], fused_losses(m, IDS), atol=2e-5)
 
 
+def test_clamps_held_together_equal_their_weight_edits():
+    m = _model("lstm")
+    units = (1, 3, 4)
+    got = explicit_losses(m, IDS, [[Clamp(1, "h", u, 0.0) for u in units] + [Clamp(0, "c", 2, 0.0)]])[0]
+
+    def edit(m2):  # top-layer h units feed their own recurrence and the head; layer 0's c:2 = its h:2
+        for u in units:
+            m2.rnn.weight_hh_l1[:, u] = 0
+            m2.head.weight[:, u] = 0
+        m2.rnn.weight_hh_l0[:, 2] = 0
+        m2.rnn.weight_ih_l1[:, 2] = 0
+
+    np.testing.assert_allclose(got, fused_losses(_edited(m, edit), IDS), atol=2e-5)
+    with pytest.raises(CharlstmError, match="one kind per layer"):
+        explicit_losses(m, IDS, [[Clamp(0, "h", 1, 0.0), Clamp(0, "c", 2, 0.0)]])
+
+
 def _edited(m: CharRNN, edit) -> CharRNN:
     m2 = copy.deepcopy(m)
     with torch.no_grad():

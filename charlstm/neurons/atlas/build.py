@@ -228,28 +228,41 @@ def build_atlas(model, vocab: Vocab, inp: Input, run_config: dict[str, Any], *, 
 
     # 4. causes
     t4 = time.perf_counter()
-    clamps: list[Clamp] = []
-    modes: list[str] = []
+    jobs: list[C.Job] = []
+    mine: list[list[int]] = []  # per feature, its jobs
+    means = {}
+
+    def mean_of(unit: str) -> float:
+        if unit not in means:
+            u = parse_unit(unit)
+            means[unit] = float(np.mean(trace.unit(u.key, u.unit), dtype=np.float64))
+        return means[unit]
+
+    def add(job: C.Job) -> int:
+        if job not in jobs:
+            jobs.append(job)
+        return jobs.index(job)
+
     for res in results:
+        idx = []
         for ur in res.units[:top]:
             u = parse_unit(ur.unit)
-            mean = float(np.mean(trace.unit(u.key, u.unit), dtype=np.float64))
-            for mode, value in (("zero", 0.0), ("mean", mean)):
-                c = Clamp(u.layer, u.kind, u.unit, value)
-                if c not in clamps:
-                    clamps.append(c)
-                    modes.append(mode)
+            idx.append(add(C.Job((Clamp(u.layer, u.kind, u.unit, 0.0),), "zero")))
+            idx.append(add(C.Job((Clamp(u.layer, u.kind, u.unit, mean_of(ur.unit)),), "mean")))
+        # the listed units of the best unit's layer and kind, held at their means together
+        group = [parse_unit(ur.unit) for ur in res.units if ur.unit.split(":")[0] == res.best.unit.split(":")[0]]
+        if top and len(group) > 1:
+            idx.append(add(C.Job(tuple(Clamp(u.layer, u.kind, u.unit, mean_of(u.name)) for u in group),
+                                 "mean, together")))
+        mine.append(idx)
     n_ab = len(ids) if ablate_chars is None else max(2, min(len(ids), int(ablate_chars)))
-    if clamps:
-        clean, ablated = C.losses(model, ids[:n_ab], clamps,
+    if jobs:
+        clean, ablated = C.losses(model, ids[:n_ab], jobs,
                                   progress=lambda d, n: say(f"ablations {d}/{n} on {n_ab:,} characters"))
-        for p, res, key in zip(preps, results, keys):
+        for p, res, key, idx in zip(preps, results, keys, mine):
             span = p.span[:n_ab] if p.span is not None else None
             groups = C.prediction_groups(p.values[:n_ab], p.kind, span, key[:n_ab - 1])
-            names = {ur.unit for ur in res.units[:top]}
-            sel = [i for i, c in enumerate(clamps) if c.name in names]
-            res.ablations = C.ablation_effects(clean, ablated[sel], [clamps[i] for i in sel], [modes[i] for i in sel],
-                                               groups)
+            res.ablations = C.ablation_effects(clean, ablated[idx], [jobs[i] for i in idx], groups)
     clock["ablation"] = time.perf_counter() - t4
 
     # 5. gate saturation, 6. n-gram error analysis

@@ -46,8 +46,9 @@ class Effect:
 
 @dataclass
 class Ablation:
-    """One unit forced to `value` ("zero" or "mean"); effects on the groups "active", "inactive",
-    "all" and "key" (a group with no predictions is missing)."""
+    """One unit forced to `value` ("zero" or "mean"), or several held at their means together
+    ("mean, together"; value NaN); effects on the groups "active", "inactive", "all" and "key" (a
+    group with no predictions is missing)."""
 
     unit: str
     mode: str
@@ -59,38 +60,57 @@ class Ablation:
         return e.change if e is not None else float("nan")
 
     def to_json(self) -> dict:
-        return {"unit": self.unit, "mode": self.mode, "value": self.value,
+        return {"unit": self.unit, "mode": self.mode, "value": None if self.value != self.value else self.value,
                 "effects": {k: e.to_json() for k, e in self.effects.items()}}
 
 
-def losses(model, ids: np.ndarray, clamps: Sequence[Clamp], batch: int = BATCH,
+@dataclass(frozen=True)
+class Job:
+    """One ablated copy of the model: the clamps held together (one, or a few units of one kind and
+    layer), how it is named in tables, and its mode ("zero", "mean", or "mean, together")."""
+
+    clamps: tuple[Clamp, ...]
+    mode: str
+
+    @property
+    def unit(self) -> str:
+        """"layer0.c:37", or "layer1.h:11+5+26" for units held together."""
+        first = self.clamps[0]
+        return first.name if len(self.clamps) == 1 else f"{first.key}:" + "+".join(str(c.unit) for c in self.clamps)
+
+    @property
+    def value(self) -> float:
+        return float(self.clamps[0].value) if len(self.clamps) == 1 else float("nan")
+
+
+def losses(model, ids: np.ndarray, jobs: Sequence[Job], batch: int = BATCH,
            progress=None) -> tuple[np.ndarray, np.ndarray]:
-    """(clean [T - 1], ablated [len(clamps), T - 1]) losses in nats, the clamps run `batch` at a
-    time (the first batch also carries the clean run)."""
+    """(clean [T - 1], ablated [len(jobs), T - 1]) losses in nats, the jobs run `batch` at a time
+    (the first batch also carries the clean run)."""
     clean = None
-    out = np.empty((len(clamps), len(ids) - 1))
-    todo = list(range(len(clamps)))
+    out = np.empty((len(jobs), len(ids) - 1))
+    todo = list(range(len(jobs)))
     first = True
     while first or todo:
         take = todo[:batch - 1] if first else todo[:batch]
-        got = explicit_losses(model, ids, ([None] if first else []) + [clamps[i] for i in take])
+        got = explicit_losses(model, ids, ([None] if first else []) + [jobs[i].clamps for i in take])
         if first:
             clean, got = got[0], got[1:]
             first = False
         out[take] = got
         todo = todo[len(take):]
         if progress is not None:
-            progress(len(clamps) - len(todo), len(clamps))
+            progress(len(jobs) - len(todo), len(jobs))
     return clean, out
 
 
-def ablation_effects(clean: np.ndarray, ablated: np.ndarray, clamps: Sequence[Clamp], modes: Sequence[str],
+def ablation_effects(clean: np.ndarray, ablated: np.ndarray, jobs: Sequence[Job],
                      groups: Mapping[str, np.ndarray]) -> list[Ablation]:
-    """Ablation rows from the losses of `losses`: clamps[k] (with its mode "zero" or "mean") against
-    the clean run, on each group (name -> bool [T - 1] over predictions)."""
+    """Ablation rows from the losses of `losses` (ablated: one row per job) against the clean run,
+    on each group (name -> bool [T - 1] over predictions)."""
     out = []
-    for k, (c, mode) in enumerate(zip(clamps, modes)):
-        row = Ablation(c.name, mode, float(c.value))
+    for k, job in enumerate(jobs):
+        row = Ablation(job.unit, job.mode, job.value)
         for name, sel in groups.items():
             sel = np.asarray(sel, bool)
             n = int(sel.sum())

@@ -70,6 +70,15 @@ def format_summary(atlas: Atlas) -> str:
                  f"{atlas.settings['ablated_characters']:,} characters)")
     for name, why in atlas.skipped:
         lines.append(f"skipped {name}: {why} on this text")
+    abl = [(f, a) for f in atlas.features for a in f.ablations]
+    if abl:
+        lines += ["", f"ablations: bpc change on the first {atlas.settings['ablated_characters']:,} characters "
+                      "(active / inactive / key predictions: see the report)",
+                  f"{'feature':<16} {'unit':<22} {'set to':<18} {'active':>8} {'inactive':>8} {'key':>8}"]
+        for f, a in abl:
+            how = a.mode if a.mode != "mean" else f"mean {a.value:+.3f}"
+            cells = " ".join(f"{a.change(g):>+8.3f}" if g in a.effects else f"{'-':>8}" for g in ("active", "inactive", "key"))
+            lines.append(f"{f.name[:16]:<16} {a.unit[:22]:<22} {how:<18} {cells}")
     for f in atlas.features:
         g = f.gates
         if g and g.get("by_char"):
