@@ -116,5 +116,5 @@ def test_without_untrained_models_nothing_is_learned(tmp_path):
     f = atlas.feature("count:a-b")
     assert f.best.unit == "layer0.c:0" and not f.learned and f.verdict() == "learning not checked"
     assert atlas.feature("char:X").why == "asked for with --feature" and f.probe is None
-    assert [a.mode for a in f.ablations] == ["zero", "mean"] and f.ablations[0].effects["all"].count == 99
+    assert [a.mode for a in f.ablations][:2] == ["zero", "mean"] and f.ablations[0].effects["all"].count == 99
     assert atlas.settings["ablated_characters"] == 100
