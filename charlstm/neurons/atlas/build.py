@@ -166,6 +166,7 @@ def build_atlas(model, vocab: Vocab, inp: Input, run_config: dict[str, Any], *, 
     cache: dict = {}
     results: list[FeatureResult] = []
     keys: list[np.ndarray] = []  # per feature, bool [T - 1]: its key predictions
+    line_end = steps(list(symbols)).line_end
     for p in preps:
         um, raw = _rank(arrays, p, cache)
         scores = score_of(raw, p.kind)
@@ -183,7 +184,7 @@ def build_atlas(model, vocab: Vocab, inp: Input, run_config: dict[str, Any], *, 
         chance = {"controls": controls, "p": p_value(best, null), "beaten": float(np.mean(null < best)),
                   "null_median": float(np.median(null)), "null_95": float(np.quantile(null, 0.95)),
                   "null_99": float(np.quantile(null, 0.99)), "null_max": float(null.max())}
-        key, key_what = key_predictions(p.target.name, p.kind, p.values, p.span, steps(list(symbols)).line_end)
+        key, key_what = key_predictions(p.target.name, p.kind, p.values, p.span, line_end)
         res = FeatureResult(p.target.name, p.kind, p.target.why, p.feature.description, p.target.span,
                             {"selection": int(p.select.sum()), "confirmation": int(p.confirm.sum()),
                              "on_selection": int((p.values[p.select] != 0).sum()),
