@@ -192,3 +192,11 @@ def test_learned_and_the_control_task():
         assert len(set(ct[ids == i].tolist())) == 1
     cont = control_task(ids, np.arange(160.0), "continuous", seed=1)
     assert all(len(set(cont[ids == i].tolist())) == 1 for i in range(3)) and set(cont) <= set(np.arange(160.0))
+
+
+def test_atlas_json_has_no_nan():
+    from charlstm.neurons.atlas.results import _clean
+
+    got = _clean({"a": float("nan"), "b": [np.float32(1.5), np.inf, np.int64(3)], "c": (np.bool_(True), "x")})
+    assert got == {"a": None, "b": [1.5, None, 3], "c": [True, "x"]}
+    assert type(got["b"][2]) is int and type(got["c"][0]) is bool

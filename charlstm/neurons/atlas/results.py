@@ -21,8 +21,19 @@ P_MAX = 0.01
 KEEP = 0.75
 
 
-def chance_of(kind: str) -> float:
-    return 0.0 if kind == "continuous" else 0.5
+def _clean(obj: Any) -> Any:
+    """obj with every NaN or infinity replaced by None (JSON has neither) and numpy numbers made plain."""
+    if isinstance(obj, dict):
+        return {k: _clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean(v) for v in obj]
+    if isinstance(obj, (float, np.floating)):
+        return float(obj) if np.isfinite(obj) else None
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, np.bool_):
+        return bool(obj)
+    return obj
 
 
 def skill(score: float, kind: str) -> float:
@@ -159,10 +170,11 @@ class Atlas:
         return next(f for f in self.features if f.name == name)
 
     def to_json(self) -> dict:
-        return {"format": FORMAT, "version": 1, "run": self.run, "model": self.model, "source": self.source,
+        """Every number as plain JSON (NaN and infinity, which JSON lacks, as null)."""
+        return _clean({"format": FORMAT, "version": 1, "run": self.run, "model": self.model, "source": self.source,
                 "characters": self.characters, "truncated": self.truncated,
                 "corpus": {"kind": self.corpus[0], "task": self.corpus[1]}, "settings": self.settings,
                 "features": [f.to_json() for f in self.features],
                 "skipped": [{"feature": n, "why": w} for n, w in self.skipped],
                 "gate_saturation": self.saturation, "errors": self.errors, "seconds": self.seconds,
-                "notes": self.notes}
+                "notes": self.notes})
