@@ -122,11 +122,13 @@ def _summary(data: Mapping[str, Any]) -> str:
     for f in data["features"]:
         b = f["units"][0]
         ut = max((u["heldout"] for u in f["untrained"]), default=None)
-        sel = f["probe"]["selectivity"] if f["probe"] else None
+        pr = f["probe"]
+        sel = "-" if not pr else (f'{pr["metric"]} {pr["selectivity"]:+.3f}'
+                                  + (f', AUROC {pr["auroc"]["selectivity"]:+.3f}' if pr.get("auroc") else ""))
         verdict = f'<span class="{"found" if f["found"] else "not"}">{_e(f["verdict"])}</span>'
         rows.append([f'<a href="#f-{_e(f["feature"])}">{_e(f["feature"])}</a>', _e(b["unit"]),
                      f"{'+' if b['direction'] > 0 else '-'}{b['score']:.3f}", _num(b["heldout"]),
-                     f"{_p(f['chance']['p'])} ({f['chance']['beaten']:.0%})", _num(ut), _num(sel, "+.3f"),
+                     f"{_p(f['chance']['p'])} ({f['chance']['beaten']:.0%})", _num(ut), _e(sel),
                      _abl(f, b["unit"], "zero", "active"), _abl(f, b["unit"], "zero", "inactive"),
                      _abl(f, b["unit"], "zero", "key"), verdict])
     head = ["feature", "best unit", "score", "confirmed", "chance p (controls beaten)", "untrained best",
@@ -161,7 +163,10 @@ def _feature(f: Mapping[str, Any], snippet: Mapping[str, Any] | None, images: Ma
         p = f["probe"]
         out.append(f'<p>Probe (L1, at most 5 units, trained on the ranking part): {p["metric"]} {p["feature"]:.3f} on the '
                    f'feature, {p["control"]:.3f} on a control task (a random label per character type; Hewitt &amp; '
-                   f'Liang 2019): selectivity {p["selectivity"]:+.3f}. Units: '
+                   f'Liang 2019): selectivity {p["selectivity"]:+.3f}'
+                   + (f'; held-out AUROC {p["auroc"]["feature"]:.3f} against {p["auroc"]["control"]:.3f}, '
+                      f'selectivity {p["auroc"]["selectivity"]:+.3f}' if p.get("auroc") else "")
+                   + '. Units: '
                    + ", ".join(f'{_e(u["unit"])} ({u["weight"]:+.2f})' for u in p["units"]) + "</p>")
     if f["ablations"]:
         rows = [[_e(a["unit"]), _e(a["mode"]) + (f' ({a["value"]:+.3f})' if a["mode"] == "mean" else "")]

@@ -13,7 +13,8 @@ probes (does the probe read the feature, or memorise the characters?).
   from all units; the same probe is fitted to a *control task*: each character type gets a random
   label drawn from the feature's own distribution, so it can only be learned by memorising which
   character was read. Selectivity = the probe's held-out accuracy (R^2 for a continuous feature) on
-  the feature minus on the control task.
+  the feature minus on the control task; for a binary feature also the same difference of held-out
+  AUROCs (a rare feature's accuracy is mostly the majority class).
 
 Owns: `untrained_model`, `learned`, `control_task`, `probe_selectivity`. Does not know: files or
 the command line. Shapes: T characters, U units.
@@ -76,15 +77,22 @@ class Selectivity:
     control: float
     baseline: float | None
     units: list[tuple[str, float]]
+    #: binary features: the probes' held-out AUROC on the feature and on the control task (accuracy
+    #: says little about a rare feature, where the majority class is already right 99% of the time)
+    auroc: tuple[float, float] | None = None
 
     @property
     def selectivity(self) -> float:
         return self.feature - self.control
 
     def to_json(self) -> dict:
-        return {"metric": self.metric, "feature": self.feature, "control": self.control,
-                "selectivity": self.selectivity, "baseline": self.baseline,
-                "units": [{"unit": u, "weight": w} for u, w in self.units]}
+        out = {"metric": self.metric, "feature": self.feature, "control": self.control,
+               "selectivity": self.selectivity, "baseline": self.baseline,
+               "units": [{"unit": u, "weight": w} for u, w in self.units]}
+        if self.auroc is not None:
+            out["auroc"] = {"feature": self.auroc[0], "control": self.auroc[1],
+                            "selectivity": self.auroc[0] - self.auroc[1]}
+        return out
 
 
 def probe_selectivity(traces: Mapping[str, np.ndarray], values: np.ndarray, kind: str, ids: np.ndarray,
@@ -99,5 +107,7 @@ def probe_selectivity(traces: Mapping[str, np.ndarray], values: np.ndarray, kind
     metric = "accuracy" if kind == "binary" else "r2"
     res = [l1_probe(arranged, v[order], kind=kind, max_units=max_units, holdout=holdout) for v in (values, control)]
     base = res[0].heldout.get("baseline")
+    aucs = [r.heldout.get("auroc") for r in res]
     return Selectivity(metric, float(res[0].heldout[metric]), float(res[1].heldout[metric]),
-                       None if base is None else float(base), [(u.name, u.weight) for u in res[0].units])
+                       None if base is None else float(base), [(u.name, u.weight) for u in res[0].units],
+                       (float(aucs[0]), float(aucs[1])) if None not in aucs else None)
