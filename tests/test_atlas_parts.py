@@ -9,7 +9,7 @@ import pytest
 from charlstm.errors import CharlstmError
 from charlstm.neurons.atlas.breakdown import bracket_distances, char_class, compare
 from charlstm.neurons.atlas.controls import control_task, learned
-from charlstm.neurons.atlas.ngram import NGram, ngram_bits_slow
+from charlstm.neurons.atlas.ngram import ngram_bits, ngram_bits_slow
 from charlstm.neurons.atlas.scoring import (UnitMatrix, directed, null_best_slow, p_value, raw_scores_slow, score_of,
                                             shift_offsets)
 from charlstm.neurons.atlas.selection import TASKS, Target, key_predictions, parts, targets_for, usable
@@ -88,27 +88,26 @@ def test_ngram_bits_equal_the_slow_twin(vocab, order, seed):
     rng = np.random.default_rng(seed)
     train = rng.integers(0, vocab - 1, 400)  # the last symbol never occurs in training
     text = np.concatenate([train[5:30], rng.integers(0, vocab, 40)])
-    np.testing.assert_allclose(NGram(train, vocab, order).bits(text), ngram_bits_slow(train, vocab, order, text),
+    np.testing.assert_allclose(ngram_bits(train, vocab, order, text), ngram_bits_slow(train, vocab, order, text),
                                atol=1e-10)
 
 
 def test_ngram_probabilities_sum_to_one():
     rng = np.random.default_rng(4)
     train = rng.integers(0, 4, 500)
-    ng = NGram(train, 5, 3)
     for ctx in ([0, 1], [3, 3], [4, 4], [2]):
-        total = sum(2.0 ** -ng.bits(np.array(ctx + [c]))[:, -1] for c in range(5))
+        total = sum(2.0 ** -ngram_bits(train, 5, 3, np.array(ctx + [c]))[:, -1] for c in range(5))
         np.testing.assert_allclose(total, 1.0, atol=1e-12)  # every order is a distribution
 
 
 def test_ngram_learns_a_deterministic_stream_and_rejects_bad_ids():
     train = np.tile([0, 1, 2], 200)
-    bits = NGram(train, 3, 3).bits(np.tile([0, 1, 2], 10))
+    bits = ngram_bits(train, 3, 3, np.tile([0, 1, 2], 10))
     assert bits[0].mean() > 1.5 and bits[2, 5:].max() < 0.01  # unigram ~ log2(3); trigram nearly sure
     with pytest.raises(CharlstmError):
-        NGram(train, 2, 2)
+        ngram_bits(train, 2, 2, np.array([0, 1]))
     with pytest.raises(CharlstmError):
-        NGram(train, 3, 0)
+        ngram_bits(train, 3, 0, np.array([0, 1]))
 
 
 # ----------------------------------------------------------------------------------------------

@@ -33,7 +33,7 @@ from charlstm.neurons.ablation import fused_losses
 from charlstm.neurons.atlas import causes as C
 from charlstm.neurons.atlas.breakdown import compare
 from charlstm.neurons.atlas.controls import learned, probe_selectivity, untrained_model
-from charlstm.neurons.atlas.ngram import NGram
+from charlstm.neurons.atlas.ngram import ngram_bits
 from charlstm.neurons.atlas.results import KEEP, P_MAX, Atlas, FeatureResult, UnitResult, skill
 from charlstm.neurons.atlas.scoring import UnitMatrix, directed, p_value, score_of, shift_offsets
 from charlstm.neurons.atlas.selection import Target, corpus_kind, key_predictions, parts, targets_for, usable
@@ -278,8 +278,7 @@ def build_atlas(model, vocab: Vocab, inp: Input, run_config: dict[str, Any], *, 
             except CharlstmError as e:
                 notes.append(f"n-gram error analysis skipped: {e}")
         if train_ids is not None and len(train_ids):
-            ng = NGram(np.asarray(train_ids), vocab.size, ngram)
-            nbits = ng.bits(ids)
+            nbits = ngram_bits(np.asarray(train_ids), vocab.size, ngram, ids)
             lstm = fused_losses(model, ids) / math.log(2.0)
             bpc = nbits.mean(axis=1)
             best_n = int(np.argmin(bpc)) + 1
