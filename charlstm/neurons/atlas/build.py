@@ -138,7 +138,9 @@ def build_atlas(model, vocab: Vocab, inp: Input, run_config: dict[str, Any], *, 
     it); probe: fit L1 probes with control tasks; ngram: the highest n-gram order (0 skips the
     error analysis); train_ids: the n-gram training text (default: the run's training split);
     ablate_chars: ablations run on the first this many characters (None: all; each ablated copy
-    reruns the model step by step, the slowest part of an atlas); blocks: blocks the text is cut into for the two parts; seed: seeds the controls."""
+    reruns the model step by step, the slowest part of an atlas); blocks: blocks the text is cut
+    into for the two parts; seed: seeds the controls.
+    Raises CharlstmError for a text under 20 characters or fewer than MIN_CONTROLS controls."""
     say = log or (lambda msg: None)
     clock: dict[str, float] = {}
     t0 = time.perf_counter()
