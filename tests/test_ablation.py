@@ -41,6 +41,37 @@ def test_unablated_explicit_run_equals_the_fused_model(cell):
     np.testing.assert_allclose(explicit, fused, atol=2e-5)
 
 
+@pytest.mark.parametrize("cell", ["lstm", "gru", "peephole"])
+def test_many_interventions_in_one_batch_equal_each_alone(cell):
+    # Interventions of the same kind share one forced step per layer; each row must still see only
+    # its own unit forced to its own value.
+    m = _model(cell)
+    kinds = ("h", "c", "i", "f", "g", "o") if cell != "gru" else ("h", "r", "z", "n")
+    ivs = [Clamp(layer, kind, (layer + k) % 6, 0.3 * k - 0.5) for layer in (0, 1) for k, kind in enumerate(kinds)]
+    ivs += [Clamp(0, kinds[0], 5, 0.0), Clamp(0, kinds[0], 4, 0.7)]  # several of one kind and layer
+    together = explicit_losses(m, IDS, [None, *ivs])
+    for k, iv in enumerate(ivs, 1):
+        np.testing.assert_allclose(together[k], explicit_losses(m, IDS, [iv])[0], atol=1e-6)
+    np.testing.assert_allclose(together[0], fused_losses(m, IDS), atol=2e-5)
+
+
+def test_clamps_held_together_equal_their_weight_edits():
+    m = _model("lstm")
+    units = (1, 3, 4)
+    got = explicit_losses(m, IDS, [[Clamp(1, "h", u, 0.0) for u in units] + [Clamp(0, "c", 2, 0.0)]])[0]
+
+    def edit(m2):  # top-layer h units feed their own recurrence and the head; layer 0's c:2 = its h:2
+        for u in units:
+            m2.rnn.weight_hh_l1[:, u] = 0
+            m2.head.weight[:, u] = 0
+        m2.rnn.weight_hh_l0[:, 2] = 0
+        m2.rnn.weight_ih_l1[:, 2] = 0
+
+    np.testing.assert_allclose(got, fused_losses(_edited(m, edit), IDS), atol=2e-5)
+    with pytest.raises(CharlstmError, match="one kind per layer"):
+        explicit_losses(m, IDS, [[Clamp(0, "h", 1, 0.0), Clamp(0, "c", 2, 0.0)]])
+
+
 def _edited(m: CharRNN, edit) -> CharRNN:
     m2 = copy.deepcopy(m)
     with torch.no_grad():

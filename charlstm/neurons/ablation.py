@@ -44,9 +44,10 @@ def _gates_pre(x: Tensor, h: Tensor, p: dict[str, Tensor]) -> tuple[Tensor, Tens
 
 
 def _intervene(cell: str, r: dict[str, Tensor], x: Tensor, state: tuple[Tensor, ...], p: dict[str, Tensor],
-               kind: str, sel: Tensor, value: float) -> tuple[Tensor, tuple[Tensor, ...]]:
+               kind: str, sel: Tensor, value: float | Tensor) -> tuple[Tensor, tuple[Tensor, ...]]:
     """Redo one step with kind[sel] forced to value: r is `cells.step(cell, x, state, p)`; what depends
-    on the forced value is recomputed from it. sel: bool [N, H] (rows and unit).
+    on the forced value is recomputed from it. sel: bool [N, H] (rows and units); value: a number or
+    [N, H] (each selected entry's own value).
     Returns (output h [N, H], new state)."""
     v = torch.as_tensor(value, dtype=x.dtype, device=x.device)
 
@@ -90,11 +91,11 @@ def _intervene(cell: str, r: dict[str, Tensor], x: Tensor, state: tuple[Tensor, 
 
 
 @torch.inference_mode()
-def explicit_losses(model, ids: np.ndarray, interventions: Sequence[Clamp | None] = (None,),
+def explicit_losses(model, ids: np.ndarray, interventions: Sequence[Clamp | Sequence[Clamp] | None] = (None,),
                     state=None) -> np.ndarray:
     """Run the model over ids [T] with the explicit cells, layer by layer (`cells.step` one step at a
-    time, on `model.layer_params`), once per entry of `interventions` (None: unablated), all in one
-    batch. Returns the loss of every prediction in nats, float64 [len(interventions), T - 1]: row k,
+    time, on `model.layer_params`), once per entry of `interventions` (None: unablated; a Clamp; or
+    several Clamps held together, of one kind per layer), all in one batch. Returns the loss of every prediction in nats, float64 [len(interventions), T - 1]: row k,
     column t is -log p(ids[t+1] | ids[:t+1]) under intervention k. state: optional initial state (as
     the model takes it, [L, 1, H] each), else where the model's texts start (charlstm.model.begin;
     a record model also reads each <eot> from the zero state)."""
@@ -111,10 +112,26 @@ def explicit_losses(model, ids: np.ndarray, interventions: Sequence[Clamp | None
         model.train(was_training)
 
 
-def _explicit_run(model, ids_t: Tensor, interventions: Sequence[Clamp | None], state) -> np.ndarray:
+def _rows(interventions: Sequence[Clamp | Sequence[Clamp] | None]) -> list[tuple[Clamp, ...]]:
+    """Each entry as a tuple of clamps; raises CharlstmError when one entry forces two kinds of one
+    layer (each layer forces one kind per row)."""
+    out = []
+    for iv in interventions:
+        row = () if iv is None else (iv,) if isinstance(iv, Clamp) else tuple(iv)
+        kinds = {}
+        for c in row:
+            if kinds.setdefault(c.layer, c.kind) != c.kind:
+                raise CharlstmError(f"clamps held together must be of one kind per layer; got {kinds[c.layer]} and "
+                                    f"{c.kind} in layer {c.layer}")
+        out.append(row)
+    return out
+
+
+def _explicit_run(model, ids_t: Tensor, interventions: Sequence[Clamp | Sequence[Clamp] | None], state) -> np.ndarray:
     """The body of `explicit_losses` (same arguments, ids as a tensor [T])."""
     cfg = model.cfg
-    T, N = len(ids_t), len(interventions)
+    rows = _rows(interventions)
+    T, N = len(ids_t), len(rows)
     w = model.head.weight
     dev = w.device
     x = model.embed(ids_t.to(dev))[None].expand(N, T, -1)  # [N, T, E]
@@ -125,13 +142,20 @@ def _explicit_run(model, ids_t: Tensor, interventions: Sequence[Clamp | None], s
     for layer in range(cfg.num_layers):
         p = model.layer_params(layer)
         st = tuple(s[layer].expand(N, -1).contiguous() for s in state)
-        # (intervention, bool [N, H] its row and unit, bool [N, 1] its row) for this layer
-        sels = []
-        for k, iv in enumerate(interventions):
-            if iv is not None and iv.layer == layer:
-                sel = torch.zeros(N, cfg.hidden_size, dtype=torch.bool, device=dev)
+        # Per kind forced in this layer: (kind, bool [N, H] the rows' units, values [N, H], bool [N, 1]
+        # the rows). Each row forces at most one kind per layer, so all of a kind go in one call.
+        by_kind: dict[str, tuple[Tensor, Tensor]] = {}
+        for k, row in enumerate(rows):
+            for iv in row:
+                if iv.layer != layer:
+                    continue
+                if iv.kind not in by_kind:
+                    by_kind[iv.kind] = (torch.zeros(N, cfg.hidden_size, dtype=torch.bool, device=dev),
+                                        torch.zeros(N, cfg.hidden_size, dtype=x.dtype, device=dev))
+                sel, val = by_kind[iv.kind]
                 sel[k, iv.unit] = True
-                sels.append((iv, sel, sel.any(1, keepdim=True)))
+                val[k, iv.unit] = iv.value
+        sels = [(kind, sel, val, sel.any(1, keepdim=True)) for kind, (sel, val) in by_kind.items()]
         outs = []
         for t in range(T):
             if t in resets:
@@ -140,10 +164,10 @@ def _explicit_run(model, ids_t: Tensor, interventions: Sequence[Clamp | None], s
             r = cells.step(cfg.cell, xt, st, p)
             h, new = r["h"], ((r["h"], r["c"]) if n_state == 2 else (r["h"],))
             # Each intervention changes only its own batch row; the other rows keep the plain step.
-            for iv, sel, rows in sels:
-                h_k, st_k = _intervene(cfg.cell, r, xt, st, p, iv.kind, sel, iv.value)
-                h = torch.where(rows, h_k, h)
-                new = tuple(torch.where(rows, a, b) for a, b in zip(st_k, new))
+            for kind, sel, val, forced in sels:
+                h_k, st_k = _intervene(cfg.cell, r, xt, st, p, kind, sel, val)
+                h = torch.where(forced, h_k, h)
+                new = tuple(torch.where(forced, a, b) for a, b in zip(st_k, new))
             st = new
             outs.append(h)
         x = torch.stack(outs, 1)  # [N, T, H]: the next layer's input

@@ -46,7 +46,7 @@ from charlstm.neurons.textsteps import (EOT, TAB_WIDTH, UNK, Kind, Steps, Text, 
                                         steps, to_symbols)
 
 __all__ = [
-    "Feature", "FEATURES", "PARAMETERISED", "TAB_WIDTH", "Text", "compute", "get_feature",
+    "DOMAINS", "Feature", "FEATURES", "PARAMETERISED", "features_for", "TAB_WIDTH", "Text", "compute", "get_feature",
     "feature_help", "to_symbols", "EOT", "UNK",
 ]
 
@@ -104,6 +104,38 @@ FEATURES: dict[str, Feature] = {f.name: f for f in [
     _f("mention", "binary", "in an @mention (@name, not in emails)", sc.regex_feature(sc.MENTION)),
     _f("hashtag", "binary", "in a #hashtag (#tag with at least one letter)", sc.regex_feature(sc.HASHTAG)),
 ]}
+
+#: Which corpora each named feature is meant for, by a dataset's source kind ("code": charlstm data
+#: code, "text": prose, "tweets"): what `charlstm atlas` tries on a run of that kind (it then keeps
+#: those that vary on the text). Every name of FEATURES has an entry (tests hold it to that).
+DOMAINS: dict[str, tuple[str, ...]] = {
+    "double-quote": ("text", "tweets"),
+    "single-quote": ("text",),
+    "string": ("code",),
+    "comment": ("code",),
+    "bracket-depth": ("code",),
+    "paren-depth": ("code", "text"),
+    "square-depth": ("code",),
+    "curly-depth": ("code",),
+    "indentation": ("code",),
+    "line-position": ("code", "text"),
+    "record-position": ("tweets",),
+    "upper": ("text", "tweets"),
+    "caps-word": ("text", "tweets"),
+    "digit": ("code", "text", "tweets"),
+    "whitespace": ("code", "text", "tweets"),
+    "url": ("text", "tweets"),
+    "mention": ("tweets",),
+    "hashtag": ("tweets",),
+}
+
+
+def features_for(domain: str) -> list[str]:
+    """The named features meant for a corpus kind ("code", "text", "tweets"), in FEATURES order;
+    every named feature for an unknown kind."""
+    known = {d for ds in DOMAINS.values() for d in ds}
+    return [n for n in FEATURES if domain not in known or domain in DOMAINS.get(n, ())]
+
 
 #: The parameterised forms `get_feature` understands, with what they mean.
 PARAMETERISED: dict[str, str] = {

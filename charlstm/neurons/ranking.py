@@ -23,7 +23,7 @@ from charlstm.units import gate_saturation, is_gate
 
 __all__ = [
     "UnitScore", "UnitStat", "rank_units", "unit_overview", "infer_kind", "check_inputs",
-    "pearson_columns", "pearson_columns_slow", "auroc_columns", "auroc_columns_slow",
+    "pearson_columns", "pearson_columns_slow", "auroc_columns", "auroc_columns_slow", "average_ranks",
 ]
 
 Kind = Literal["binary", "continuous"]
@@ -73,12 +73,12 @@ def pearson_columns_slow(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return out
 
 
-def _rank_sums(x: np.ndarray, pos: np.ndarray) -> np.ndarray:
-    """Sum over the positive rows of each column's ranks (1-based; ties share their average rank).
-    x: [T, k]; pos: bool [T] -> float64 [k]."""
+def average_ranks(x: np.ndarray) -> np.ndarray:
+    """The 1-based rank of every value within its column, ties sharing their average rank.
+    x: [T, k] -> float64 [k, T] (transposed: one contiguous row per column)."""
     # Work on [k, T] rows: sorting and running along contiguous memory is ~3x faster than down
     # the columns of a row-major array. Ties get the same average rank, so any sort order will do.
-    xt = np.ascontiguousarray(x.T)
+    xt = np.ascontiguousarray(np.asarray(x).T)
     k, t = xt.shape
     order = np.argsort(xt, axis=1)
     xs = np.take_along_axis(xt, order, axis=1)
@@ -89,8 +89,15 @@ def _rank_sums(x: np.ndarray, pos: np.ndarray) -> np.ndarray:
     # reversed running min of run ends.
     first = np.maximum.accumulate(np.where(starts[:, :t], idx, 0), axis=1)
     last = np.minimum.accumulate(np.where(starts[:, 1:], idx, t)[:, ::-1], axis=1)[:, ::-1]
-    ranks = (first + last) / 2.0 + 1.0
-    return (ranks * pos[order]).sum(axis=1)
+    ranks = np.empty((k, t), dtype=np.float64)
+    np.put_along_axis(ranks, order, (first + last) / 2.0 + 1.0, axis=1)
+    return ranks
+
+
+def _rank_sums(x: np.ndarray, pos: np.ndarray) -> np.ndarray:
+    """Sum over the positive rows of each column's ranks (1-based; ties share their average rank).
+    x: [T, k]; pos: bool [T] -> float64 [k]."""
+    return average_ranks(x) @ pos.astype(np.float64)
 
 
 def auroc_columns(x: np.ndarray, y: np.ndarray) -> np.ndarray:

@@ -4,7 +4,8 @@
   (fraction of time left-saturated < 0.1, fraction right-saturated > 0.9);
 * text_png / wrapped_png: characters on backgrounds coloured by a unit, with the viewer's colour map
   (charlstm.viz.colors), as short lines or as running text laid out as it reads;
-* series_png: a few units' values as lines over one sequence.
+* series_png: a few units' values as lines over one sequence;
+* bars_png: grouped horizontal bars (the LSTM against n-gram baselines, group by group).
 
 matplotlib is optional (the `plots` extra); the Figure/Agg canvas API is used directly so nothing
 touches pyplot's global backend state. Without matplotlib the coloured-text functions return None
@@ -178,6 +179,38 @@ def series_png(path: str | Path, chars: Sequence[str], series: Sequence[tuple[st
     ax.legend(fontsize=7, loc="best", frameon=False)
     if title:
         ax.set_title(title, fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi)
+    return path
+
+
+def bars_png(path: str | Path, labels: Sequence[str], series: Sequence[tuple[str, Sequence[float]]],
+             title: str | None = None, xlabel: str = "", dpi: int = 100) -> Path | None:
+    """Horizontal grouped bars: per label (a row, top to bottom) one bar per series (name, values
+    [len(labels)]), e.g. the bits per character of the LSTM and an n-gram model per group of
+    predictions. Returns the path, or None when matplotlib is missing."""
+    mpl = _matplotlib()
+    if mpl is None:
+        return None
+    Figure, _ = mpl
+    n, k = len(labels), max(len(series), 1)
+    fig = Figure(figsize=(6.4, 0.9 + 0.28 * n * max(1.0, k / 2)), dpi=dpi)
+    ax = fig.subplots()
+    width = 0.8 / k
+    colours = ["#0571b0", "#ca0020", "#7570b3", "#66a61e"]
+    for j, (name, values) in enumerate(series):
+        y = np.arange(n) + (j - (k - 1) / 2) * width
+        ax.barh(y, np.asarray(values, dtype=np.float64), height=width, label=name, color=colours[j % len(colours)])
+    ax.set_yticks(np.arange(n))
+    ax.set_yticklabels(list(labels), fontsize=7)
+    ax.invert_yaxis()
+    ax.tick_params(axis="x", labelsize=7)
+    ax.set_xlabel(xlabel, fontsize=8)
+    ax.legend(fontsize=7, loc="lower right", frameon=False)
+    if title:
+        ax.set_title(title, fontsize=9)
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
