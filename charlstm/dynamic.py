@@ -1,0 +1,184 @@
+"""Dynamic evaluation (Krause et al., 2018): adapting a model's weights to a text while reading it.
+
+The text is read in segments of `segment` symbols, the state carried across them (detached). Each
+segment is first scored with the current weights, exactly as charlstm.score scores it (so the bits
+are honest: no symbol is predicted by weights that have seen it), then the weights take one step:
+
+    g    = gradient of the segment's mean loss (nats per symbol), one fused forward + backward
+    ms   = beta * ms + (1 - beta) * g^2            a running mean of squared gradients, per weight
+    rms  = sqrt(ms / (1 - beta^t)) + eps           (bias-corrected, as Adam does; t = segments read)
+    w    = w + decay * (w0 - w) - step * g / rms   decay pulls back toward the trained weights w0
+
+Symbols are read and scored in the same order, with the same records rule, as static scoring
+(charlstm.model: a record model reads a text from the start of a record and resets at each <eot>;
+`reading` and `model.read` apply it). With step 0 and decay 0 the result is the static score.
+
+The module's weights are changed in place while reading (the fused kernels read them where they
+are, and only the trained weights w0, the running ms and one gradient are held besides) and
+restored bit for bit afterwards, also on an error or Ctrl-C: nothing on disk is touched, and the
+loaded model is unchanged after the call. `adapted` keeps the adapted weights for the length of a
+`with` block (`charlstm sample --adapt FILE` generates inside it).
+
+The defaults (DEFAULTS) were chosen by measuring on held-out text that is not the text reported on
+(scripts/bench_dynamic.py; docs/benchmarks.md, "Dynamic evaluation").
+
+Owns: the update rule, its settings and their checks, dynamic scoring (`dynamic_score_ids`) and
+adapting for generation (`adapted`). Does not know: files, runs or the command line.
+"""
+from __future__ import annotations
+
+import math
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from charlstm.errors import CharlstmError
+from charlstm.model import detach_state
+from charlstm.runtime import cpu_busy, cpu_threads
+from charlstm.score import ScoreResult, Tally, check_ids, reading
+
+BETA = 0.99  # the running mean of squared gradients forgets with this factor per segment
+EPS = 1e-8   # added to the RMS, so a weight that never had a gradient does not move
+
+
+@dataclass(frozen=True)
+class DynamicSettings:
+    """step: the step size (> 0); decay: the pull back toward the trained weights per segment, in
+    [0, 1] (0: none; 1: every segment starts from the trained weights again); segment: symbols per
+    update (>= 1)."""
+
+    step: float = 3e-3
+    decay: float = 0.0
+    segment: int = 50
+
+    def validate(self) -> "DynamicSettings":
+        """Raise a one-line CharlstmError for a setting out of range; return self."""
+        if isinstance(self.step, bool) or not isinstance(self.step, (int, float)) or \
+                not math.isfinite(self.step) or self.step <= 0:
+            raise CharlstmError(f"the dynamic evaluation step size must be a positive, finite number, got {self.step}")
+        if isinstance(self.decay, bool) or not isinstance(self.decay, (int, float)) or \
+                not (0.0 <= self.decay <= 1.0):
+            raise CharlstmError(f"the dynamic evaluation decay must be between 0 and 1, got {self.decay}")
+        if isinstance(self.segment, bool) or not isinstance(self.segment, (int, np.integer)) or self.segment < 1:
+            raise CharlstmError(f"the dynamic evaluation segment must be at least 1 symbol, got {self.segment}")
+        return self
+
+    def as_dict(self) -> dict[str, float | int]:
+        return asdict(self)
+
+
+DEFAULTS = DynamicSettings()
+
+
+def settings_from(dynamic: "bool | DynamicSettings | dict | None") -> DynamicSettings | None:
+    """What the API's `dynamic=` argument means: False/None -> static; True -> DEFAULTS; a dict or
+    DynamicSettings -> those settings (checked)."""
+    if dynamic is None or dynamic is False:
+        return None
+    if dynamic is True:
+        return DEFAULTS
+    if isinstance(dynamic, dict):
+        unknown = set(dynamic) - {"step", "decay", "segment"}
+        if unknown:
+            raise CharlstmError(f"unknown dynamic evaluation setting(s): {', '.join(sorted(unknown))}; "
+                                "use step, decay, segment")
+        dynamic = DynamicSettings(**dynamic)
+    if not isinstance(dynamic, DynamicSettings):
+        raise CharlstmError(f"dynamic must be True, False, a dict or DynamicSettings, got {dynamic!r}")
+    return dynamic.validate()
+
+
+@contextmanager
+def adapting(model) -> Iterator[list[Tensor]]:
+    """Let `model`'s weights change inside the block and put them back, bit for bit, on the way out
+    (also on an error). Yields the trained weights w0 (copies, in parameter order).
+
+    On CUDA the module runs in training mode with dropout set to 0 (cuDNN's recurrent backward
+    requires training mode); elsewhere it stays as it was (eval mode after charlstm.load)."""
+    params = list(model.parameters())
+    w0 = [p.detach().clone() for p in params]
+    flags = [p.requires_grad for p in params]
+    training = model.training
+    drops = (model.drop.p, getattr(model.rnn, "dropout", 0.0))
+    cuda = model.head.weight.device.type == "cuda"
+    try:
+        for p in params:
+            p.requires_grad_(True)
+        if cuda:
+            model.drop.p = 0.0
+            model.rnn.dropout = 0.0
+            model.train()
+        yield w0
+    finally:
+        with torch.no_grad():
+            for p, w, f in zip(params, w0, flags):
+                p.copy_(w)
+                p.requires_grad_(f)
+        model.drop.p = drops[0]
+        if hasattr(model.rnn, "dropout"):
+            model.rnn.dropout = drops[1]
+        model.train(training)
+
+
+def update(params: list[Tensor], w0: list[Tensor], grads: list[Tensor], ms: list[Tensor], t: int,
+           s: DynamicSettings) -> None:
+    """One step of the rule in the module docstring, in place on params and ms (t: segments read,
+    counting this one)."""
+    torch._foreach_mul_(ms, BETA)
+    torch._foreach_addcmul_(ms, grads, grads, value=1.0 - BETA)
+    rms = torch._foreach_div(ms, 1.0 - BETA ** t)
+    torch._foreach_sqrt_(rms)
+    torch._foreach_add_(rms, EPS)
+    if s.decay:
+        torch._foreach_lerp_(params, w0, s.decay)  # w + decay * (w0 - w)
+    torch._foreach_addcdiv_(params, grads, rms, value=-s.step)
+
+
+def _read(model, ids: np.ndarray | Tensor, s: DynamicSettings, w0: list[Tensor], *, top: int = 0,
+          per_char: bool = False, progress: Callable[[int], None] | None = None) -> ScoreResult:
+    """Score ids while adapting the weights (inside `adapting`)."""
+    ids = check_ids(model, ids)
+    ctx, first = reading(model, ids)
+    tally = Tally(len(ctx) - 1, model.cfg.vocab_size, per_char=per_char, top=top)
+    dev = model.head.weight.device
+    params = list(model.parameters())
+    ms = [torch.zeros_like(p) for p in params]
+    seq = torch.from_numpy(ctx).to(dev)
+    state = None
+    with cpu_threads(1 if dev.type == "cpu" and cpu_busy() else None):
+        for t, a in enumerate(range(0, tally.n, s.segment), start=1):
+            b = min(a + s.segment, tally.n)
+            with torch.enable_grad():
+                logits, state = model.read(seq[a:b][None], state)
+                nll = tally.add(a, torch.log_softmax(logits[0].float(), dim=-1), seq[a + 1:b + 1])
+                grads = torch.autograd.grad(nll.mean(), params)
+            state = detach_state(state)
+            with torch.no_grad():
+                update(params, w0, list(grads), ms, t, s)
+            if progress is not None:
+                progress(b)
+    return tally.result(ids, first)
+
+
+def dynamic_score_ids(model, ids: np.ndarray | Tensor, settings: DynamicSettings = DEFAULTS, *, top: int = 0,
+                      per_char: bool = False, progress: Callable[[int], None] | None = None) -> ScoreResult:
+    """Score ids [T] under model (a CharRNN) by dynamic evaluation -> ScoreResult, like
+    charlstm.score.score_ids (the same symbols scored, per_char/top detail, progress(n) after each
+    segment). The model's weights are the same after the call as before it."""
+    settings.validate()
+    with adapting(model) as w0:
+        return _read(model, ids, settings, w0, top=top, per_char=per_char, progress=progress)
+
+
+@contextmanager
+def adapted(model, ids: np.ndarray | Tensor, settings: DynamicSettings = DEFAULTS,
+            progress: Callable[[int], None] | None = None) -> Iterator[ScoreResult]:
+    """Inside the block, model has the weights dynamic evaluation reached at the end of ids (yields
+    the ScoreResult of reading them); the trained weights are back afterwards."""
+    settings.validate()
+    with adapting(model) as w0:
+        yield _read(model, ids, settings, w0, progress=progress)
