@@ -19,23 +19,22 @@ restored bit for bit afterwards, also on an error or Ctrl-C: nothing on disk is 
 loaded model is unchanged after the call. `adapted` keeps the adapted weights for the length of a
 `with` block (`charlstm sample --adapt FILE` generates inside it).
 
-The defaults (DEFAULTS) were chosen by measuring on held-out text that is not the text reported on
+The defaults (DEFAULTS: charlstm.config.DynamicSettings) were chosen by measuring on held-out text that is not the text reported on
 (scripts/bench_dynamic.py; docs/benchmarks.md, "Dynamic evaluation").
 
-Owns: the update rule, its settings and their checks, dynamic scoring (`dynamic_score_ids`) and
+Owns: the update rule, dynamic scoring (`dynamic_score_ids`) and
 adapting for generation (`adapted`). Does not know: files, runs or the command line.
 """
 from __future__ import annotations
 
-import math
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
 from typing import Callable, Iterator
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from charlstm.config import DynamicSettings
 from charlstm.errors import CharlstmError
 from charlstm.model import detach_state
 from charlstm.runtime import cpu_busy, cpu_threads
@@ -43,33 +42,6 @@ from charlstm.score import ScoreResult, Tally, check_ids, reading
 
 BETA = 0.99  # the running mean of squared gradients forgets with this factor per segment
 EPS = 1e-8   # added to the RMS, so a weight that never had a gradient does not move
-
-
-@dataclass(frozen=True)
-class DynamicSettings:
-    """step: the step size (> 0); decay: the pull back toward the trained weights per segment, in
-    [0, 1] (0: none; 1: every segment starts from the trained weights again); segment: symbols per
-    update (>= 1)."""
-
-    step: float = 3e-3
-    decay: float = 0.0
-    segment: int = 50
-
-    def validate(self) -> "DynamicSettings":
-        """Raise a one-line CharlstmError for a setting out of range; return self."""
-        if isinstance(self.step, bool) or not isinstance(self.step, (int, float)) or \
-                not math.isfinite(self.step) or self.step <= 0:
-            raise CharlstmError(f"the dynamic evaluation step size must be a positive, finite number, got {self.step}")
-        if isinstance(self.decay, bool) or not isinstance(self.decay, (int, float)) or \
-                not (0.0 <= self.decay <= 1.0):
-            raise CharlstmError(f"the dynamic evaluation decay must be between 0 and 1, got {self.decay}")
-        if isinstance(self.segment, bool) or not isinstance(self.segment, (int, np.integer)) or self.segment < 1:
-            raise CharlstmError(f"the dynamic evaluation segment must be at least 1 symbol, got {self.segment}")
-        return self
-
-    def as_dict(self) -> dict[str, float | int]:
-        return asdict(self)
-
 
 DEFAULTS = DynamicSettings()
 

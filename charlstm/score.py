@@ -43,7 +43,9 @@ class ScoreResult:
     the first scored symbol (1 for running text, 0 for records, whose first symbol is predicted from
     the start of a record). When per-character detail was asked for: ids [T] (the text's ids),
     surprisal [scored] float32 (bits of ids[first:]), top_ids / top_probs [scored, k]: the model's k
-    most likely next symbols before each scored symbol.
+    most likely next symbols before each scored symbol. dynamic: the settings, when scored by dynamic
+    evaluation (charlstm.dynamic); baseline: what a compressor achieves on the same symbols
+    (charlstm.baseline), when asked for.
     """
 
     bits: float
@@ -54,6 +56,8 @@ class ScoreResult:
     surprisal: np.ndarray | None = None
     top_ids: np.ndarray | None = None
     top_probs: np.ndarray | None = None
+    dynamic: dict[str, Any] | None = None
+    baseline: Any = None
 
     @property
     def bpc(self) -> float:
@@ -61,7 +65,12 @@ class ScoreResult:
         return self.bits / self.scored if self.scored else float("nan")
 
     def as_dict(self) -> dict[str, Any]:
-        return {"bpc": self.bpc, "bits": self.bits, "scored": self.scored, "units": self.units}
+        d = {"bpc": self.bpc, "bits": self.bits, "scored": self.scored, "units": self.units}
+        if self.dynamic is not None:
+            d["dynamic"] = dict(self.dynamic)
+        if self.baseline is not None:
+            d["baseline"] = self.baseline.as_dict()
+        return d
 
 
 def score_ids(model, ids: np.ndarray | torch.Tensor, *, top: int = 0, per_char: bool = False,
