@@ -22,8 +22,9 @@ loaded model is unchanged after the call. `adapted` keeps the adapted weights fo
 The defaults (DEFAULTS: charlstm.config.DynamicSettings) were chosen by measuring on held-out text that is not the text reported on
 (scripts/bench_dynamic.py; docs/benchmarks.md, "Dynamic evaluation").
 
-Owns: the update rule, dynamic scoring (`dynamic_score_ids`) and
-adapting for generation (`adapted`). Does not know: files, runs or the command line.
+Owns: the update rule, dynamic scoring (`dynamic_score_ids`), adapting for generation (`adapted`),
+and Krause et al.'s alternative to the running statistics, mean squared gradients taken once from
+training data (`gradient_ms`; measured against the running ones in docs/benchmarks.md). Does not know: files, runs or the command line.
 """
 from __future__ import annotations
 
@@ -97,28 +98,62 @@ def adapting(model) -> Iterator[list[Tensor]]:
 
 
 def update(params: list[Tensor], w0: list[Tensor], grads: list[Tensor], ms: list[Tensor], t: int,
-           s: DynamicSettings) -> None:
+           s: DynamicSettings, running: bool = True) -> None:
     """One step of the rule in the module docstring, in place on params and ms (t: segments read,
-    counting this one)."""
-    torch._foreach_mul_(ms, BETA)
-    torch._foreach_addcmul_(ms, grads, grads, value=1.0 - BETA)
-    rms = torch._foreach_div(ms, 1.0 - BETA ** t)
-    torch._foreach_sqrt_(rms)
+    counting this one). running=False: ms are fixed statistics (gradient_ms), used as they are."""
+    if running:
+        torch._foreach_mul_(ms, BETA)
+        torch._foreach_addcmul_(ms, grads, grads, value=1.0 - BETA)
+        rms = torch._foreach_div(ms, 1.0 - BETA ** t)
+        torch._foreach_sqrt_(rms)
+    else:
+        rms = torch._foreach_sqrt(ms)
     torch._foreach_add_(rms, EPS)
     if s.decay:
         torch._foreach_lerp_(params, w0, s.decay)  # w + decay * (w0 - w)
     torch._foreach_addcdiv_(params, grads, rms, value=-s.step)
 
 
+def gradient_ms(model, ids: np.ndarray, segment: int, windows: int = 20, per_window: int = 10) -> list[Tensor]:
+    """Mean squared gradients of the per-segment mean loss (in parameter order), the way Krause et
+    al. take them from the training data: `windows` stretches spread evenly over ids, each read as
+    `per_window` segments of `segment` symbols with the state carried, the weights left as they are.
+    For `dynamic_score_ids(..., ms=...)` in place of the running statistics."""
+    ids = check_ids(model, ids)
+    length = segment * per_window + 1
+    if len(ids) < length:
+        raise CharlstmError(f"{len(ids)} symbols are too few for gradient statistics over {length}")
+    dev = model.head.weight.device
+    with adapting(model):
+        params = list(model.parameters())
+        ms = [torch.zeros_like(p) for p in params]
+        count = 0
+        for a in np.linspace(0, len(ids) - length, windows).astype(np.int64):
+            seq = torch.from_numpy(ids[a:a + length]).to(dev)
+            state = None
+            for b in range(0, length - 1, segment):
+                with torch.enable_grad():
+                    logits, state = model.read(seq[b:b + segment][None], state)
+                    loss = torch.nn.functional.cross_entropy(logits[0].float(), seq[b + 1:b + segment + 1])
+                    grads = torch.autograd.grad(loss, params)
+                state = detach_state(state)
+                torch._foreach_addcmul_(ms, grads, grads)
+                count += 1
+        torch._foreach_div_(ms, count)
+    return ms
+
+
 def _read(model, ids: np.ndarray | Tensor, s: DynamicSettings, w0: list[Tensor], *, top: int = 0,
-          per_char: bool = False, progress: Callable[[int], None] | None = None) -> ScoreResult:
-    """Score ids while adapting the weights (inside `adapting`)."""
+          per_char: bool = False, progress: Callable[[int], None] | None = None,
+          ms: list[Tensor] | None = None) -> ScoreResult:
+    """Score ids while adapting the weights (inside `adapting`); ms: fixed statistics, else running."""
     ids = check_ids(model, ids)
     ctx, first = reading(model, ids)
     tally = Tally(len(ctx) - 1, model.cfg.vocab_size, per_char=per_char, top=top)
     dev = model.head.weight.device
     params = list(model.parameters())
-    ms = [torch.zeros_like(p) for p in params]
+    running = ms is None
+    ms = [torch.zeros_like(p) for p in params] if running else [m.to(dev) for m in ms]
     seq = torch.from_numpy(ctx).to(dev)
     state = None
     with cpu_threads(1 if dev.type == "cpu" and cpu_busy() else None):
@@ -130,20 +165,22 @@ def _read(model, ids: np.ndarray | Tensor, s: DynamicSettings, w0: list[Tensor],
                 grads = torch.autograd.grad(nll.mean(), params)
             state = detach_state(state)
             with torch.no_grad():
-                update(params, w0, list(grads), ms, t, s)
+                update(params, w0, list(grads), ms, t, s, running)
             if progress is not None:
                 progress(b)
     return tally.result(ids, first)
 
 
 def dynamic_score_ids(model, ids: np.ndarray | Tensor, settings: DynamicSettings = DEFAULTS, *, top: int = 0,
-                      per_char: bool = False, progress: Callable[[int], None] | None = None) -> ScoreResult:
+                      per_char: bool = False, progress: Callable[[int], None] | None = None,
+                      ms: list[Tensor] | None = None) -> ScoreResult:
     """Score ids [T] under model (a CharRNN) by dynamic evaluation -> ScoreResult, like
     charlstm.score.score_ids (the same symbols scored, per_char/top detail, progress(n) after each
-    segment). The model's weights are the same after the call as before it."""
+    segment). The model's weights are the same after the call as before it. ms: fixed mean squared
+    gradients (gradient_ms) instead of the running ones (the default, chosen by measurement)."""
     settings.validate()
     with adapting(model) as w0:
-        return _read(model, ids, settings, w0, top=top, per_char=per_char, progress=progress)
+        return _read(model, ids, settings, w0, top=top, per_char=per_char, progress=progress, ms=ms)
 
 
 @contextmanager

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from charlstm.config import ModelConfig
-from charlstm.dynamic import BETA, EPS, DynamicSettings, adapted, dynamic_score_ids, settings_from
+from charlstm.dynamic import BETA, EPS, DynamicSettings, adapted, dynamic_score_ids, gradient_ms, settings_from
 from charlstm.errors import CharlstmError
 from charlstm.model import CharRNN
 from charlstm.runtime import cpu_threads
@@ -29,10 +29,10 @@ def _one_thread():
         yield
 
 
-def naive_dynamic(model, ids, s: DynamicSettings):
+def naive_dynamic(model, ids, s: DynamicSettings, fixed=None):
     """The rule written out plainly on a copy of the model: one symbol per forward call, the loss
     of a segment summed by hand, then each weight updated on its own -> (bits per scored symbol,
-    the copy with its final weights)."""
+    the copy with its final weights). fixed: mean squared gradients to use instead of running ones."""
     m = copy.deepcopy(model)
     ctx = model.context(list(ids))
     w0 = {n: p.detach().clone() for n, p in m.named_parameters()}
@@ -52,8 +52,11 @@ def naive_dynamic(model, ids, s: DynamicSettings):
         with torch.no_grad():
             for n, p in m.named_parameters():
                 g = p.grad
-                ms[n] = BETA * ms[n] + (1 - BETA) * g * g
-                rms = (ms[n] / (1 - BETA ** t)).sqrt() + EPS
+                if fixed is None:
+                    ms[n] = BETA * ms[n] + (1 - BETA) * g * g
+                    rms = (ms[n] / (1 - BETA ** t)).sqrt() + EPS
+                else:
+                    rms = fixed[n].sqrt() + EPS
                 p.copy_(p + s.decay * (w0[n] - p) - s.step * g / rms)
     return np.array(bits), m
 
@@ -83,6 +86,31 @@ def test_equals_the_naive_twin(tmp_path, cell, segment):
             torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-5, msg=n)
     # It adapted: the twin's weights moved away from the trained ones.
     assert any(not torch.equal(p, q) for p, q in zip(m.parameters(), twin.parameters()))
+
+
+def test_fixed_statistics_equal_the_naive_twin(tmp_path):
+    _, m, v = make_run(tmp_path)
+    ids = v.encode(TEXT)
+    ms = gradient_ms(m, v.encode(TEXT * 4), segment=5, windows=3, per_window=4)
+    # the statistics by hand: 3 stretches of 21 symbols, 4 segments each, gradients squared and averaged
+    want = [torch.zeros_like(p) for p in m.parameters()]
+    seq = v.encode(TEXT * 4)
+    for a in np.linspace(0, len(seq) - 21, 3).astype(np.int64):
+        state = None
+        for b in range(0, 20, 5):
+            x = torch.from_numpy(seq[a + b:a + b + 6])
+            logits, state = m(x[None, :-1], state)
+            loss = torch.nn.functional.cross_entropy(logits[0], x[1:])
+            for w, g in zip(want, torch.autograd.grad(loss, list(m.parameters()))):
+                w += g * g / 12
+            state = tuple(h.detach() for h in state)
+    for a, b in zip(ms, want):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-9)
+    s = DynamicSettings(step=1e-2, decay=0.05, segment=6)
+    bits, _ = naive_dynamic(m, ids, s, fixed=dict(zip([n for n, _ in m.named_parameters()], ms)))
+    r = dynamic_score_ids(m, ids, s, per_char=True, ms=ms)
+    np.testing.assert_allclose(r.surprisal, bits, rtol=1e-4, atol=1e-4)
+    assert abs(r.bpc - dynamic_score_ids(m, ids, s).bpc) > 1e-4  # not the running statistics
 
 
 def test_records_follow_the_records_rule():
