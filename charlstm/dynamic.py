@@ -28,6 +28,7 @@ training data (`gradient_ms`; measured against the running ones in docs/benchmar
 """
 from __future__ import annotations
 
+import math
 from contextlib import contextmanager
 from typing import Callable, Iterator
 
@@ -43,6 +44,9 @@ from charlstm.score import ScoreResult, Tally, check_ids, reading
 
 BETA = 0.99  # the running mean of squared gradients forgets with this factor per segment
 EPS = 1e-8   # added to the RMS, so a weight that never had a gradient does not move
+# With fixed statistics a weight may get a gradient it never had in the sample they came from, so
+# the floor must be far higher: Krause et al.'s code uses 2e-5.
+FIXED_EPS = 2e-5
 
 DEFAULTS = DynamicSettings()
 
@@ -100,18 +104,21 @@ def adapting(model) -> Iterator[list[Tensor]]:
 def update(params: list[Tensor], w0: list[Tensor], grads: list[Tensor], ms: list[Tensor], t: int,
            s: DynamicSettings, running: bool = True) -> None:
     """One step of the rule in the module docstring, in place on params and ms (t: segments read,
-    counting this one). running=False: ms are fixed statistics (gradient_ms), used as they are."""
+    counting this one). running=False: ms are fixed statistics (gradient_ms), used as they are, with
+    FIXED_EPS."""
     if running:
         torch._foreach_mul_(ms, BETA)
         torch._foreach_addcmul_(ms, grads, grads, value=1.0 - BETA)
-        rms = torch._foreach_div(ms, 1.0 - BETA ** t)
-        torch._foreach_sqrt_(rms)
+        # g / (sqrt(ms / bc) + eps) = sqrt(bc) g / (sqrt(ms) + sqrt(bc) eps): one pass over ms fewer
+        root = math.sqrt(1.0 - BETA ** t)
+        eps, step = EPS * root, s.step * root
     else:
-        rms = torch._foreach_sqrt(ms)
-    torch._foreach_add_(rms, EPS)
+        eps, step = FIXED_EPS, s.step
+    rms = torch._foreach_sqrt(ms)
+    torch._foreach_add_(rms, eps)
     if s.decay:
         torch._foreach_lerp_(params, w0, s.decay)  # w + decay * (w0 - w)
-    torch._foreach_addcdiv_(params, grads, rms, value=-s.step)
+    torch._foreach_addcdiv_(params, grads, rms, value=-step)
 
 
 def gradient_ms(model, ids: np.ndarray, segment: int, windows: int = 20, per_window: int = 10) -> list[Tensor]:

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from charlstm.config import ModelConfig
-from charlstm.dynamic import BETA, EPS, DynamicSettings, adapted, dynamic_score_ids, gradient_ms, settings_from
+from charlstm.dynamic import BETA, EPS, FIXED_EPS, DynamicSettings, adapted, dynamic_score_ids, gradient_ms, settings_from
 from charlstm.errors import CharlstmError
 from charlstm.model import CharRNN
 from charlstm.runtime import cpu_threads
@@ -56,7 +56,7 @@ def naive_dynamic(model, ids, s: DynamicSettings, fixed=None):
                     ms[n] = BETA * ms[n] + (1 - BETA) * g * g
                     rms = (ms[n] / (1 - BETA ** t)).sqrt() + EPS
                 else:
-                    rms = fixed[n].sqrt() + EPS
+                    rms = fixed[n].sqrt() + FIXED_EPS
                 p.copy_(p + s.decay * (w0[n] - p) - s.step * g / rms)
     return np.array(bits), m
 
