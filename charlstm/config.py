@@ -196,7 +196,7 @@ class DynamicSettings:
     "Dynamic evaluation")."""
 
     step: float = 3e-3
-    decay: float = 0.0
+    decay: float = 1e-3
     segment: int = 50
 
     def validate(self) -> "DynamicSettings":

@@ -9,6 +9,7 @@ import charlstm
 from charlstm import sample as S
 from charlstm.api import Model
 from charlstm.checkpoint import save_tensors
+from charlstm.config import DynamicSettings
 from charlstm.runs import LAST
 from charlstm.runtime import cpu_threads, resolve_device
 from charlstm.errors import CharlstmError
@@ -156,7 +157,7 @@ def test_dynamic_score_and_evaluate(run):
     dyn = m.score(text, dynamic={"step": 3e-2, "segment": 20})
     assert dyn < 0.5 * static  # it learns the repetition while reading
     r = m.evaluate(text, dynamic=True, per_char=True)
-    assert r.dynamic == {"step": 3e-3, "decay": 0.0, "segment": 50} and r.as_dict()["dynamic"] == r.dynamic
+    assert r.dynamic == DynamicSettings().as_dict() and r.as_dict()["dynamic"] == r.dynamic
     assert r.scored == len(text) - 1 == len(r.surprisal)
     assert all(torch.equal(p, q) for p, q in zip(m.module.parameters(), before))
     with pytest.raises(CharlstmError, match="step size"):

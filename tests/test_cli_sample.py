@@ -244,9 +244,9 @@ def test_eval_dynamic(run, tmp_path):
     f.write_text(text, encoding="utf-8")
     before = _checksums(path)
     static = json.loads(invoke("eval", "tiny", f, "--json").stdout)
-    r = invoke("eval", "tiny", f, "--dynamic", "--step-size", "0.03", "--segment", "20", "-q")
+    r = invoke("eval", "tiny", f, "--dynamic", "--step-size", "0.03", "--segment", "20", "--decay", "0", "-q")
     assert r.exit_code == 0, r.output
-    dyn = charlstm.load("tiny").score(text, dynamic={"step": 0.03, "segment": 20})
+    dyn = charlstm.load("tiny").score(text, dynamic={"step": 0.03, "segment": 20, "decay": 0.0})
     assert r.stdout.splitlines()[0] == (f"{dyn:.4f} bits per character (899 characters of {f} scored; dynamic "
                                         "evaluation: step size 0.03, decay 0, segment 20)")
     assert dyn < 0.5 * static["bpc"]
@@ -294,7 +294,7 @@ def test_sample_adapt_continues_the_file_and_changes_nothing(run, tmp_path, monk
     out = tmp_path / "s.jsonl"
     invoke(*base, "--adapt", f, "--step-size", "0.03", "-o", out, "-q")
     opts = json.loads(out.read_text(encoding="utf-8"))["options"]
-    assert opts["adapt"] == str(f) and opts["adapt_settings"] == {"step": 0.03, "decay": 0.0, "segment": 50}
+    assert opts["adapt"] == str(f) and opts["adapt_settings"] == {"step": 0.03, "decay": 0.001, "segment": 50}
     _error(invoke(*base, "--adapt", tmp_path / "none.txt"), "cannot read file to adapt to")
     _error(invoke(*base, "--decay", "0.1"), "--decay is a setting of dynamic evaluation; it needs --adapt FILE")
     _error(invoke(*base, "--adapt", f, "--step-size", "-1"), "step size must be a positive")
