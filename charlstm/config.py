@@ -195,8 +195,8 @@ class DynamicSettings:
     held-out text that is not the text reported on (scripts/bench_dynamic.py; docs/benchmarks.md,
     "Dynamic evaluation")."""
 
-    step: float = 3e-3
-    decay: float = 1e-3
+    step: float = 4e-3
+    decay: float = 5e-3
     segment: int = 50
 
     def validate(self) -> "DynamicSettings":

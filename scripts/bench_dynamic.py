@@ -4,7 +4,9 @@
     .venv/bin/charlstm data code                                        # data/stdlib
     OMP_NUM_THREADS=1 .venv/bin/charlstm train stdlib --run stdlib-20m --time-budget 20m
     OMP_NUM_THREADS=1 .venv/bin/python scripts/bench_dynamic.py --run stdlib-20m --json dyn-stdlib.json
-    OMP_NUM_THREADS=1 .venv/bin/python scripts/bench_dynamic.py --run linux-20m --no-tune   # defaults only
+    OMP_NUM_THREADS=1 .venv/bin/python scripts/bench_dynamic.py --run stdlib-20m --run linux-20m --no-report \
+        --try 3e-3,1e-3,50 --try 4e-3,5e-3,50          # given settings on the tuning part of each run
+    OMP_NUM_THREADS=1 .venv/bin/python scripts/bench_dynamic.py --run linux-20m --no-tune   # report, defaults only
 
 The validation split of the run's dataset is cut in two: its first `--tune-chars` characters
 (default 50,000) choose the settings, the rest is what the results are reported on; no setting is
@@ -15,12 +17,17 @@ chosen on the text it is reported on.
    lengths (--segments) at the best of those; all with the running RMS statistics of
    charlstm.dynamic. Then Krause et al.'s alternative, fixed statistics from 20 x 10 segments of
    the training split (charlstm.dynamic.gradient_ms), with the step sizes again at the best decay
-   and segment.
-2. Report, on the rest: static scoring (charlstm.score.score_ids, what `charlstm eval` does),
+   and segment. `--try STEP,DECAY,SEGMENT` (repeatable) measures the given settings instead, on the
+   tuning part of every `--run`, with the sum over runs (how the defaults were picked: the
+   coordinate search on one corpus, then its neighbourhood on the tuning parts of both).
+2. Report (skipped with --no-report), on the rest: static scoring (charlstm.score.score_ids, what `charlstm eval` does),
    dynamic evaluation with the library's defaults (what `charlstm eval --dynamic` does) and with this
    run's tuned settings, and xz -9e on the same characters (charlstm.baseline). Static and dynamic
    run back to back in this process with the same threads (`--threads`, default 1), timed by wall
-   clock; cost = dynamic seconds / static seconds.
+   clock. On a machine shared with other jobs one long run each is at the mercy of the load, so the
+   cost is measured apart: static and dynamic (defaults) alternately, `--cost-repeats` times each
+   (default 3), on the first `--cost-chars` characters of the report part (default 40,000); cost =
+   the best dynamic time / the best static time.
 
 Prints one line per measurement (stderr) and a Markdown table; --json writes everything.
 """
@@ -94,37 +101,13 @@ def tune(model, ids, train, steps, decays, segments) -> dict[str, Any]:
     return out
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--run", required=True, help="a run name or folder")
-    ap.add_argument("--tune-chars", type=int, default=50_000, help="characters of val to tune on (its start)")
-    ap.add_argument("--report-chars", type=int, default=None, help="at most this many characters to report on")
-    ap.add_argument("--steps", type=floats, default=floats("3e-4,1e-3,3e-3,1e-2"))
-    ap.add_argument("--decays", type=floats, default=floats("0,1e-4,1e-3,1e-2"))
-    ap.add_argument("--segments", type=lambda t: [int(x) for x in t.split(",")], default=[20, 50, 100])
-    ap.add_argument("--no-tune", action="store_true", help="only report, with the library's defaults")
-    ap.add_argument("--no-fixed", action="store_true", help="skip the training-data statistics")
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--json", help="write all results here")
-    a = ap.parse_args()
-    torch.set_num_threads(a.threads)
-    model = charlstm.load(a.run)
-    val = model.split("val")
-    tune_ids = val[:a.tune_chars]
-    report_ids = val[a.tune_chars:] if a.report_chars is None else val[a.tune_chars:a.tune_chars + a.report_chars]
-    c = model.module.cfg
-    print(f"{a.run}: {c.cell} {c.num_layers}x{c.hidden_size}, {model.module.num_parameters():,} parameters; val "
-          f"{len(val):,} chars: tune on the first {len(tune_ids):,}, report on the next {len(report_ids):,}; "
-          f"torch {torch.__version__}, {a.threads} thread(s), load {os.getloadavg()[0]:.1f}", file=sys.stderr)
-    out: dict[str, Any] = {"run": a.run, "model": f"{c.cell} {c.num_layers}x{c.hidden_size}",
-                           "parameters": model.module.num_parameters(), "val_chars": len(val),
-                           "tune_chars": len(tune_ids), "report_chars": len(report_ids), "threads": a.threads,
-                           "defaults": DynamicSettings().as_dict()}
-    if not a.no_tune:
-        train = None if a.no_fixed else model.split("train")
-        out["tune"] = tune(model, tune_ids, train, a.steps, a.decays, a.segments)
-        print(f"tuned: {out['tune']['best']} -> {out['tune']['best_bpc']:.4f} bpc; fixed statistics: "
-              f"{out['tune']['best_fixed']}", file=sys.stderr)
+def triple(text: str) -> DynamicSettings:
+    step, decay, segment = text.split(",")
+    return DynamicSettings(step=float(step), decay=float(decay), segment=int(segment)).validate()
+
+
+def report(model, report_ids, out: dict[str, Any], a) -> None:
+    """Static, dynamic (defaults, and this run's tuned settings) and xz on report_ids; the cost."""
     rep: dict[str, Any] = {}
     rep["static"] = measure(model, report_ids, None)
     log("report static", rep["static"])
@@ -135,16 +118,89 @@ def main() -> None:
         log("report dynamic (this run's tuned settings)", rep["dynamic_tuned"])
     xz = compressor_baseline(model.vocab, report_ids, first=1)
     rep["xz"] = xz.as_dict()
-    rep["cost"] = rep["dynamic"]["seconds"] / rep["static"]["seconds"]
+    piece = report_ids[:a.cost_chars]
+    times: dict[str, list[float]] = {"static": [], "dynamic": []}
+    for _ in range(a.cost_repeats):
+        times["static"].append(measure(model, piece, None)["seconds"])
+        times["dynamic"].append(measure(model, piece, DynamicSettings())["seconds"])
+    rep["cost_times"] = times
+    rep["cost"] = min(times["dynamic"]) / min(times["static"])
+    print(f"cost on {len(piece):,} chars: static {min(times['static']):.2f} s, dynamic {min(times['dynamic']):.2f} s "
+          f"(best of {a.cost_repeats} each) -> {rep['cost']:.2f}x, load {os.getloadavg()[0]:.1f}", file=sys.stderr)
     rep["reduction"] = 1 - rep["dynamic"]["bpc"] / rep["static"]["bpc"]
     out["report"] = rep
-    print("| run | report chars | static bpc | dynamic bpc (defaults) | below static | xz -9e bpc | static s | dynamic s | cost |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-    print(f"| {a.run} | {len(report_ids):,} | {rep['static']['bpc']:.3f} | {rep['dynamic']['bpc']:.3f} | "
-          f"{100 * rep['reduction']:.1f}% | {xz.bpc:.3f} | {rep['static']['seconds']:.1f} | "
-          f"{rep['dynamic']['seconds']:.1f} | {rep['cost']:.2f}x |")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--run", action="append", required=True, help="a run name or folder (repeatable)")
+    ap.add_argument("--tune-chars", type=int, default=50_000, help="characters of val to tune on (its start)")
+    ap.add_argument("--report-chars", type=int, default=None, help="at most this many characters to report on")
+    ap.add_argument("--steps", type=floats, default=floats("3e-4,1e-3,3e-3,1e-2"))
+    ap.add_argument("--decays", type=floats, default=floats("0,1e-4,1e-3,1e-2"))
+    ap.add_argument("--segments", type=lambda t: [int(x) for x in t.split(",")], default=[20, 50, 100])
+    ap.add_argument("--try", dest="tries", action="append", type=triple, default=[],
+                    metavar="STEP,DECAY,SEGMENT", help="measure these settings on the tuning parts (repeatable)")
+    ap.add_argument("--no-tune", action="store_true", help="no tuning: only report, with the library's defaults")
+    ap.add_argument("--no-report", action="store_true", help="tune only")
+    ap.add_argument("--no-fixed", action="store_true", help="skip the training-data statistics")
+    ap.add_argument("--cost-chars", type=int, default=40_000)
+    ap.add_argument("--cost-repeats", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--json", help="write all results here")
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    results = []
+    for run in a.run:
+        model = charlstm.load(run)
+        val = model.split("val")
+        tune_ids = val[:a.tune_chars]
+        report_ids = val[a.tune_chars:] if a.report_chars is None else val[a.tune_chars:a.tune_chars + a.report_chars]
+        c = model.module.cfg
+        print(f"{run}: {c.cell} {c.num_layers}x{c.hidden_size}, {model.module.num_parameters():,} parameters; val "
+              f"{len(val):,} chars: tune on the first {len(tune_ids):,}, report on the next {len(report_ids):,}; "
+              f"torch {torch.__version__}, {a.threads} thread(s), load {os.getloadavg()[0]:.1f}", file=sys.stderr)
+        out: dict[str, Any] = {"run": run, "model": f"{c.cell} {c.num_layers}x{c.hidden_size}",
+                               "parameters": model.module.num_parameters(), "val_chars": len(val),
+                               "tune_chars": len(tune_ids), "report_chars": len(report_ids), "threads": a.threads,
+                               "defaults": DynamicSettings().as_dict()}
+        if a.tries:
+            out["static_tune"] = measure(model, tune_ids, None)
+            log("tune static", out["static_tune"])
+            out["tries"] = []
+            for s in a.tries:
+                r = measure(model, tune_ids, s)
+                log(f"tune try step {s.step:g} decay {s.decay:g} segment {s.segment}", r)
+                out["tries"].append(r)
+        elif not a.no_tune:
+            out["static_tune"] = measure(model, tune_ids, None)
+            log("tune static", out["static_tune"])
+            train = None if a.no_fixed else model.split("train")
+            out["tune"] = tune(model, tune_ids, train, a.steps, a.decays, a.segments)
+            print(f"tuned: {out['tune']['best']} -> {out['tune']['best_bpc']:.4f} bpc; fixed statistics: "
+                  f"{out['tune']['best_fixed']}", file=sys.stderr)
+        if not a.no_report:
+            report(model, report_ids, out, a)
+        results.append(out)
+    if a.tries:
+        print("| step | decay | segment | " + " | ".join(f"{r['run']} (static {r['static_tune']['bpc']:.3f})"
+                                                     for r in results) + " | sum |")
+        print("|---:|---:|---:|" + "---:|" * (len(results) + 1))
+        for k, s in enumerate(a.tries):
+            bpcs = [r["tries"][k]["bpc"] for r in results]
+            print(f"| {s.step:g} | {s.decay:g} | {s.segment} | " + " | ".join(f"{b:.4f}" for b in bpcs)
+                  + f" | {sum(bpcs):.4f} |")
+    if not a.no_report:
+        print("| run | report chars | static bpc | dynamic bpc (defaults) | below static | xz -9e bpc | static s | "
+              "dynamic s | cost (best of repeats) |")
+        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for out in results:
+            rep = out["report"]
+            print(f"| {out['run']} | {out['report_chars']:,} | {rep['static']['bpc']:.3f} | {rep['dynamic']['bpc']:.3f} | "
+                  f"{100 * rep['reduction']:.1f}% | {rep['xz']['bpc']:.3f} | {rep['static']['seconds']:.1f} | "
+                  f"{rep['dynamic']['seconds']:.1f} | {rep['cost']:.2f}x |")
     if a.json:
-        Path(a.json).write_text(json.dumps(out, indent=1) + "\n", encoding="utf-8")
+        Path(a.json).write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":

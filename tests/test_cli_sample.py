@@ -294,7 +294,7 @@ def test_sample_adapt_continues_the_file_and_changes_nothing(run, tmp_path, monk
     out = tmp_path / "s.jsonl"
     invoke(*base, "--adapt", f, "--step-size", "0.03", "-o", out, "-q")
     opts = json.loads(out.read_text(encoding="utf-8"))["options"]
-    assert opts["adapt"] == str(f) and opts["adapt_settings"] == {"step": 0.03, "decay": 0.001, "segment": 50}
+    assert opts["adapt"] == str(f) and opts["adapt_settings"] == {"step": 0.03, "decay": 0.005, "segment": 50}
     _error(invoke(*base, "--adapt", tmp_path / "none.txt"), "cannot read file to adapt to")
     _error(invoke(*base, "--decay", "0.1"), "--decay is a setting of dynamic evaluation; it needs --adapt FILE")
     _error(invoke(*base, "--adapt", f, "--step-size", "-1"), "step size must be a positive")
