@@ -27,7 +27,8 @@ chosen on the text it is reported on.
    clock. On a machine shared with other jobs one long run each is at the mercy of the load, so the
    cost is measured apart: static and dynamic (defaults) alternately, `--cost-repeats` times each
    (default 3), on the first `--cost-chars` characters of the report part (default 40,000); cost =
-   the best dynamic time / the best static time.
+   the best dynamic time / the best static time, by wall clock and by this process's CPU time
+   (`--cost-only` measures just that).
 
 Prints one line per measurement (stderr) and a Markdown table; --json writes everything.
 """
@@ -55,14 +56,15 @@ def floats(text: str) -> list[float]:
 
 
 def measure(model, ids, settings: DynamicSettings | None, ms=None) -> dict[str, Any]:
-    """Score ids statically (settings None) or dynamically -> bpc, seconds, chars/s."""
-    t = time.perf_counter()
+    """Score ids statically (settings None) or dynamically -> bpc, seconds (wall clock), cpu_seconds
+    (this process's CPU time: what the work cost, whatever else the machine runs), chars/s."""
+    t, c = time.perf_counter(), time.process_time()
     if settings is None:
         r = score_ids(model.module, ids)
     else:
         r = dynamic_score_ids(model.module, ids, settings, ms=ms)
-    dt = time.perf_counter() - t
-    return {"bpc": r.bpc, "scored": r.scored, "seconds": dt, "chars_per_s": r.scored / dt,
+    dt, dc = time.perf_counter() - t, time.process_time() - c
+    return {"bpc": r.bpc, "scored": r.scored, "seconds": dt, "cpu_seconds": dc, "chars_per_s": r.scored / dt,
             "settings": settings.as_dict() if settings else None, "stats": "fixed" if ms is not None else "running"}
 
 
@@ -118,17 +120,27 @@ def report(model, report_ids, out: dict[str, Any], a) -> None:
         log("report dynamic (this run's tuned settings)", rep["dynamic_tuned"])
     xz = compressor_baseline(model.vocab, report_ids, first=1)
     rep["xz"] = xz.as_dict()
-    piece = report_ids[:a.cost_chars]
-    times: dict[str, list[float]] = {"static": [], "dynamic": []}
-    for _ in range(a.cost_repeats):
-        times["static"].append(measure(model, piece, None)["seconds"])
-        times["dynamic"].append(measure(model, piece, DynamicSettings())["seconds"])
-    rep["cost_times"] = times
-    rep["cost"] = min(times["dynamic"]) / min(times["static"])
-    print(f"cost on {len(piece):,} chars: static {min(times['static']):.2f} s, dynamic {min(times['dynamic']):.2f} s "
-          f"(best of {a.cost_repeats} each) -> {rep['cost']:.2f}x, load {os.getloadavg()[0]:.1f}", file=sys.stderr)
+    rep.update(cost(model, report_ids, a))
     rep["reduction"] = 1 - rep["dynamic"]["bpc"] / rep["static"]["bpc"]
     out["report"] = rep
+
+
+def cost(model, report_ids, a) -> dict[str, Any]:
+    """Static and dynamic (defaults) alternately on the first --cost-chars characters of the report
+    part, --cost-repeats times each -> the best times and their ratios, by wall clock and CPU time."""
+    piece = report_ids[:a.cost_chars]
+    runs: dict[str, list[dict[str, Any]]] = {"static": [], "dynamic": []}
+    for _ in range(a.cost_repeats):
+        runs["static"].append(measure(model, piece, None))
+        runs["dynamic"].append(measure(model, piece, DynamicSettings()))
+    best = {k: {m: min(r[m] for r in v) for m in ("seconds", "cpu_seconds")} for k, v in runs.items()}
+    out = {"cost_runs": runs, "cost": best["dynamic"]["seconds"] / best["static"]["seconds"],
+           "cost_cpu": best["dynamic"]["cpu_seconds"] / best["static"]["cpu_seconds"]}
+    print(f"cost on {len(piece):,} chars, best of {a.cost_repeats} each: static {best['static']['seconds']:.2f} s "
+          f"wall / {best['static']['cpu_seconds']:.2f} s CPU, dynamic {best['dynamic']['seconds']:.2f} s / "
+          f"{best['dynamic']['cpu_seconds']:.2f} s -> {out['cost']:.2f}x wall, {out['cost_cpu']:.2f}x CPU, "
+          f"load {os.getloadavg()[0]:.1f}", file=sys.stderr)
+    return out
 
 
 def main() -> None:
@@ -143,6 +155,7 @@ def main() -> None:
                     metavar="STEP,DECAY,SEGMENT", help="measure these settings on the tuning parts (repeatable)")
     ap.add_argument("--no-tune", action="store_true", help="no tuning: only report, with the library's defaults")
     ap.add_argument("--no-report", action="store_true", help="tune only")
+    ap.add_argument("--cost-only", action="store_true", help="only the cost measurement (no tuning, no scores)")
     ap.add_argument("--no-fixed", action="store_true", help="skip the training-data statistics")
     ap.add_argument("--cost-chars", type=int, default=40_000)
     ap.add_argument("--cost-repeats", type=int, default=3)
@@ -164,6 +177,10 @@ def main() -> None:
                                "parameters": model.module.num_parameters(), "val_chars": len(val),
                                "tune_chars": len(tune_ids), "report_chars": len(report_ids), "threads": a.threads,
                                "defaults": DynamicSettings().as_dict()}
+        if a.cost_only:
+            out.update(cost(model, report_ids, a))
+            results.append(out)
+            continue
         if a.tries:
             out["static_tune"] = measure(model, tune_ids, None)
             log("tune static", out["static_tune"])
@@ -190,15 +207,15 @@ def main() -> None:
             bpcs = [r["tries"][k]["bpc"] for r in results]
             print(f"| {s.step:g} | {s.decay:g} | {s.segment} | " + " | ".join(f"{b:.4f}" for b in bpcs)
                   + f" | {sum(bpcs):.4f} |")
-    if not a.no_report:
+    if not a.no_report and not a.cost_only:
         print("| run | report chars | static bpc | dynamic bpc (defaults) | below static | xz -9e bpc | static s | "
-              "dynamic s | cost (best of repeats) |")
+              "dynamic s | cost, wall (CPU) |")
         print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
         for out in results:
             rep = out["report"]
             print(f"| {out['run']} | {out['report_chars']:,} | {rep['static']['bpc']:.3f} | {rep['dynamic']['bpc']:.3f} | "
                   f"{100 * rep['reduction']:.1f}% | {rep['xz']['bpc']:.3f} | {rep['static']['seconds']:.1f} | "
-                  f"{rep['dynamic']['seconds']:.1f} | {rep['cost']:.2f}x |")
+                  f"{rep['dynamic']['seconds']:.1f} | {rep['cost']:.2f}x ({rep['cost_cpu']:.2f}x) |")
     if a.json:
         Path(a.json).write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
 
