@@ -13,22 +13,25 @@ Symbols are read and scored in the same order, with the same records rule, as st
 (charlstm.model: a record model reads a text from the start of a record and resets at each <eot>;
 `reading` and `model.read` apply it). With step 0 and decay 0 the result is the static score.
 
+The running part of the step is Adam without momentum (beta1 = 0), so it runs as torch's fused
+Adam: one pass over each tensor (`step_rule`); the tests hold it to the rule written out plainly.
 The module's weights are changed in place while reading (the fused kernels read them where they
-are, and only the trained weights w0, the running ms and one gradient are held besides) and
-restored bit for bit afterwards, also on an error or Ctrl-C: nothing on disk is touched, and the
-loaded model is unchanged after the call. `adapted` keeps the adapted weights for the length of a
+are; besides them only the trained weights w0, ms and the gradient are held, the last twice, as
+Adam's first moment) and restored bit for bit afterwards, also on an error or Ctrl-C: nothing on
+disk is touched, and the loaded model is unchanged after the call. `adapted` keeps the adapted weights for the length of a
 `with` block (`charlstm sample --adapt FILE` generates inside it).
 
-The defaults (DEFAULTS: charlstm.config.DynamicSettings) were chosen by measuring on held-out text that is not the text reported on
-(scripts/bench_dynamic.py; docs/benchmarks.md, "Dynamic evaluation").
+The defaults (DEFAULTS: charlstm.config.DynamicSettings) were chosen by measuring on held-out
+text that is not the text reported on (scripts/bench_dynamic.py; docs/benchmarks.md, "Dynamic
+evaluation").
 
 Owns: the update rule, dynamic scoring (`dynamic_score_ids`), adapting for generation (`adapted`),
 and Krause et al.'s alternative to the running statistics, mean squared gradients taken once from
-training data (`gradient_ms`; measured against the running ones in docs/benchmarks.md). Does not know: files, runs or the command line.
+training data (`gradient_ms`; measured against the running ones in docs/benchmarks.md).
+Does not know: files, runs or the command line.
 """
 from __future__ import annotations
 
-import math
 from contextlib import contextmanager
 from typing import Callable, Iterator
 
@@ -79,6 +82,7 @@ def adapting(model) -> Iterator[list[Tensor]]:
     params = list(model.parameters())
     w0 = [p.detach().clone() for p in params]
     flags = [p.requires_grad for p in params]
+    grads = [p.grad for p in params]
     training = model.training
     drops = (model.drop.p, getattr(model.rnn, "dropout", 0.0))
     cuda = model.head.weight.device.type == "cuda"
@@ -92,33 +96,32 @@ def adapting(model) -> Iterator[list[Tensor]]:
         yield w0
     finally:
         with torch.no_grad():
-            for p, w, f in zip(params, w0, flags):
+            for p, w, f, g in zip(params, w0, flags, grads):
                 p.copy_(w)
                 p.requires_grad_(f)
+                p.grad = g
         model.drop.p = drops[0]
         if hasattr(model.rnn, "dropout"):
             model.rnn.dropout = drops[1]
         model.train(training)
 
 
-def update(params: list[Tensor], w0: list[Tensor], grads: list[Tensor], ms: list[Tensor], t: int,
-           s: DynamicSettings, running: bool = True) -> None:
-    """One step of the rule in the module docstring, in place on params and ms (t: segments read,
-    counting this one). running=False: ms are fixed statistics (gradient_ms), used as they are, with
-    FIXED_EPS."""
-    if running:
-        torch._foreach_mul_(ms, BETA)
-        torch._foreach_addcmul_(ms, grads, grads, value=1.0 - BETA)
-        # g / (sqrt(ms / bc) + eps) = sqrt(bc) g / (sqrt(ms) + sqrt(bc) eps): one pass over ms fewer
-        root = math.sqrt(1.0 - BETA ** t)
-        eps, step = EPS * root, s.step * root
-    else:
-        eps, step = FIXED_EPS, s.step
-    rms = torch._foreach_sqrt(ms)
-    torch._foreach_add_(rms, eps)
+def step_rule(params: list[Tensor], s: DynamicSettings) -> torch.optim.Optimizer:
+    """The running part of the rule as an optimizer (call .step() with p.grad set): it is Adam with
+    no momentum (beta1 = 0, beta2 = BETA, eps = EPS; bias-corrected as above), which torch runs as
+    one fused pass over each tensor where it can (CPU and CUDA) instead of the six passes of the rule
+    written out. The decay is applied before it (see `_read`). tests/test_dynamic.py holds it to the
+    rule written out plainly."""
+    fused = params[0].device.type in ("cpu", "cuda")
+    return torch.optim.Adam(params, lr=s.step, betas=(0.0, BETA), eps=EPS, fused=True if fused else None)
+
+
+def step_fixed(params: list[Tensor], w0: list[Tensor], grads: list[Tensor], rms: list[Tensor],
+               s: DynamicSettings) -> None:
+    """The rule with fixed statistics (gradient_ms): rms = sqrt(ms) + FIXED_EPS, computed once."""
     if s.decay:
         torch._foreach_lerp_(params, w0, s.decay)  # w + decay * (w0 - w)
-    torch._foreach_addcdiv_(params, grads, rms, value=-step)
+    torch._foreach_addcdiv_(params, grads, rms, value=-s.step)
 
 
 def gradient_ms(model, ids: np.ndarray, segment: int, windows: int = 20, per_window: int = 10) -> list[Tensor]:
@@ -159,12 +162,14 @@ def _read(model, ids: np.ndarray | Tensor, s: DynamicSettings, w0: list[Tensor],
     tally = Tally(len(ctx) - 1, model.cfg.vocab_size, per_char=per_char, top=top)
     dev = model.head.weight.device
     params = list(model.parameters())
-    running = ms is None
-    ms = [torch.zeros_like(p) for p in params] if running else [m.to(dev) for m in ms]
+    if ms is None:
+        opt, rms = step_rule(params, s), None
+    else:
+        opt, rms = None, torch._foreach_add(torch._foreach_sqrt([m.to(dev) for m in ms]), FIXED_EPS)
     seq = torch.from_numpy(ctx).to(dev)
     state = None
     with cpu_threads(1 if dev.type == "cpu" and cpu_busy() else None):
-        for t, a in enumerate(range(0, tally.n, s.segment), start=1):
+        for a in range(0, tally.n, s.segment):
             b = min(a + s.segment, tally.n)
             with torch.enable_grad():
                 logits, state = model.read(seq[a:b][None], state)
@@ -172,7 +177,14 @@ def _read(model, ids: np.ndarray | Tensor, s: DynamicSettings, w0: list[Tensor],
                 grads = torch.autograd.grad(nll.mean(), params)
             state = detach_state(state)
             with torch.no_grad():
-                update(params, w0, list(grads), ms, t, s, running)
+                if opt is None:
+                    step_fixed(params, w0, list(grads), rms, s)
+                else:
+                    if s.decay:  # the decay, from the weights the gradient was taken at
+                        torch._foreach_lerp_(params, w0, s.decay)
+                    for p, g in zip(params, grads):
+                        p.grad = g
+                    opt.step()
             if progress is not None:
                 progress(b)
     return tally.result(ids, first)
