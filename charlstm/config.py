@@ -197,7 +197,7 @@ class DynamicSettings:
 
     step: float = 4e-3
     decay: float = 5e-3
-    segment: int = 50
+    segment: int = 64
 
     def validate(self) -> "DynamicSettings":
         """Raise a one-line CharlstmError for a setting out of range; return self."""

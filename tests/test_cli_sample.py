@@ -8,6 +8,7 @@ from click.testing import CliRunner
 
 import charlstm
 from charlstm.cli import main
+from charlstm.config import DynamicSettings
 from charlstm.dataset import DatasetBuilder
 from charlstm.fileio import atomic_write_json
 from charlstm.runs import open_run
@@ -252,7 +253,7 @@ def test_eval_dynamic(run, tmp_path):
     assert dyn < 0.5 * static["bpc"]
     pc = tmp_path / "pc.jsonl"
     res = json.loads(invoke("eval", "tiny", f, "--dynamic", "--decay", "0.01", "--per-char", pc, "--json").stdout)
-    assert res["dynamic"] == {"step": 0.003, "decay": 0.01, "segment": 50}
+    assert res["dynamic"] == {**DynamicSettings().as_dict(), "decay": 0.01}
     lines = [json.loads(x) for x in pc.read_text(encoding="utf-8").splitlines()]
     assert len(lines) == res["scored"] == 899
     assert sum(x["bits"] for x in lines) == pytest.approx(res["bits"], abs=899 * 1e-4)
@@ -294,7 +295,7 @@ def test_sample_adapt_continues_the_file_and_changes_nothing(run, tmp_path, monk
     out = tmp_path / "s.jsonl"
     invoke(*base, "--adapt", f, "--step-size", "0.03", "-o", out, "-q")
     opts = json.loads(out.read_text(encoding="utf-8"))["options"]
-    assert opts["adapt"] == str(f) and opts["adapt_settings"] == {"step": 0.03, "decay": 0.005, "segment": 50}
+    assert opts["adapt"] == str(f) and opts["adapt_settings"] == {**DynamicSettings().as_dict(), "step": 0.03}
     _error(invoke(*base, "--adapt", tmp_path / "none.txt"), "cannot read file to adapt to")
     _error(invoke(*base, "--decay", "0.1"), "--decay is a setting of dynamic evaluation; it needs --adapt FILE")
     _error(invoke(*base, "--adapt", f, "--step-size", "-1"), "step size must be a positive")
