@@ -5,6 +5,9 @@
     print(m.generate("def ", length=200, temperature=0.8, seed=1))
     m.generate("def ", num_samples=4, greedy=True)     # -> list of 4 strings, one batch
     m.score("def f(x):\\n    return x\\n")              # -> bits per character (float)
+    m.score(text, dynamic=True)                        # dynamic evaluation: adapts while reading
+    m.evaluate(split="val", baseline=True).baseline    # what xz -9e achieves on the same text
+    m.generate("def ", adapt=open("mine.py").read())   # samples in the style of mine.py
     m.generate("def ", clamp=["layer1.c:37=1.0"])     # steering: hold a unit while generating
     t = m.trace("def f(x):\\n")                        # neuron traces (charlstm.trace.trace_ids)
 
@@ -16,18 +19,21 @@ Owns: Model and load. Does not know: the command line.
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 import torch
 
+from charlstm.baseline import compressor_baseline
 from charlstm.checkpoint import load_model
+from charlstm.dynamic import DynamicSettings, adapted, dynamic_score_ids, settings_from
 from charlstm.errors import CharlstmError
 from charlstm.inputs import encode, split_ids
 from charlstm.runtime import resolve_device
 from charlstm.sample import Generation, SampleOptions, generate
-from charlstm.score import CHUNK, ScoreResult, score_ids
+from charlstm.score import CHUNK, ScoreResult, check_ids, score_ids
 from charlstm.trace import Trace, trace_ids
 from charlstm.units import ClampSpec, clamps
 from charlstm.vocab import Vocab
@@ -85,16 +91,21 @@ class Model:
         return opts
 
     def generate_full(self, prime: str = "", *, unknown: str = "error", on_text: Callable[[str], None] | None = None,
-                      threads: int | None | str = "auto", **kw) -> Generation:
+                      threads: int | None | str = "auto", adapt: str | None = None,
+                      adapt_settings: bool | DynamicSettings | dict = True, **kw) -> Generation:
         """Like `generate`, but returns the Generation: samples with ids and stop reasons, the seed."""
         opts = self.options(**kw)
-        return generate(self.module, self.vocab, self.encode(prime, unknown), opts, on_text=on_text, threads=threads)
+        ids = self.encode(prime, unknown)
+        if adapt is None:
+            return generate(self.module, self.vocab, ids, opts, on_text=on_text, threads=threads)
+        with self.adapted(adapt, unknown=unknown, dynamic=adapt_settings):
+            return generate(self.module, self.vocab, ids, opts, on_text=on_text, threads=threads)
 
     def generate(self, prime: str = "", length: int = 500, temperature: float = 1.0, top_k: int | None = None,
                  top_p: float | None = None, greedy: bool = False, num_samples: int = 1, seed: int | None = None,
                  stop: str | Iterable[str] | None = None, clamp: ClampSpec = None, *, stop_at_eot: bool = True,
-                 clamp_prime: bool = False, unknown: str = "error",
-                 on_text: Callable[[str], None] | None = None) -> str | list[str]:
+                 clamp_prime: bool = False, unknown: str = "error", on_text: Callable[[str], None] | None = None,
+                 adapt: str | None = None, adapt_settings: bool | DynamicSettings | dict = True) -> str | list[str]:
         """Continue `prime` -> the generated text (prime excluded); a list of num_samples strings
         when num_samples > 1 (generated together as one batch).
 
@@ -104,9 +115,13 @@ class Model:
         (it is kept). stop_at_eot: end a sample at <eot> (records/tweets). clamp: steering, e.g.
         "layer1.c:37=1.0" or {"layer1.c:37": 1.0} (layers count from 0); held on every step that
         predicts a generated character, and over the whole prime too with clamp_prime=True.
-        on_text(piece) receives the text as it is generated (num_samples == 1).
+        on_text(piece) receives the text as it is generated (num_samples == 1). adapt: a text to adapt
+        the weights to by dynamic evaluation first (see `adapted`; adapt_settings: True for the
+        defaults, or DynamicSettings / a dict of step, decay, segment), so the samples continue in its
+        style; the trained weights are back afterwards.
         """
-        g = self.generate_full(prime, unknown=unknown, on_text=on_text, length=length, temperature=temperature,
+        g = self.generate_full(prime, unknown=unknown, on_text=on_text, adapt=adapt, adapt_settings=adapt_settings,
+                               length=length, temperature=temperature,
                                top_k=top_k, top_p=top_p, greedy=greedy, num_samples=num_samples, seed=seed,
                                stop=stop, stop_at_eot=stop_at_eot, clamp=clamp, clamp_prime=clamp_prime)
         texts = [s.text for s in g.samples]
@@ -120,24 +135,59 @@ class Model:
 
     def evaluate(self, text: str | None = None, *, split: str | None = None, ids=None, unknown: str = "error",
                  per_char: bool = False, top: int = 0, chunk: int = CHUNK,
-                 progress: Callable[[int], None] | None = None) -> ScoreResult:
+                 progress: Callable[[int], None] | None = None, dynamic: bool | DynamicSettings | dict = False,
+                 baseline: bool = False) -> ScoreResult:
         """Score a text, a split of the run's dataset ("val", "test", "train") or ids -> ScoreResult
-        (.bpc, .bits, .scored; with per_char/top: .surprisal [T-1] and .top_ids/.top_probs)."""
+        (.bpc, .bits, .scored; with per_char/top: .surprisal [scored] and .top_ids/.top_probs).
+
+        dynamic: score by dynamic evaluation (charlstm.dynamic: the weights adapt to the text while
+        it is read, each symbol still scored before the weights have seen it; the model's weights are
+        the same afterwards): True for the defaults, or DynamicSettings / a dict of step, decay,
+        segment. baseline: also compress the scored symbols with xz -9e (charlstm.baseline) ->
+        .baseline (.bpc, in the same units over the same count)."""
         given = sum(x is not None for x in (text, split, ids))
         if given != 1:
             raise CharlstmError("score exactly one of: a text, a split, or ids")
+        settings = settings_from(dynamic)
         if text is not None:
             ids = self.encode(text, unknown)
         elif split is not None:
             ids = self.split(split)
-        r = score_ids(self.module, ids, top=top, per_char=per_char, chunk=chunk, progress=progress)
+        if settings is None:
+            r = score_ids(self.module, ids, top=top, per_char=per_char, chunk=chunk, progress=progress)
+        else:
+            r = dynamic_score_ids(self.module, ids, settings, top=top, per_char=per_char, progress=progress)
+            r.dynamic = settings.as_dict()
         r.units = self.vocab.units
+        if baseline:
+            r.baseline = compressor_baseline(self.vocab, check_ids(self.module, ids), r.first)
         return r
 
-    def score(self, text: str, unknown: str = "error") -> float:
+    def score(self, text: str, unknown: str = "error", dynamic: bool | DynamicSettings | dict = False) -> float:
         """Bits per character of text (every character after the first, exact; bits per byte for
-        byte models)."""
-        return self.evaluate(text, unknown=unknown).bpc
+        byte models); dynamic=True: by dynamic evaluation (see `evaluate`)."""
+        return self.evaluate(text, unknown=unknown, dynamic=dynamic).bpc
+
+    @contextmanager
+    def adapted(self, text: str | None = None, *, ids=None, unknown: str = "error",
+                dynamic: bool | DynamicSettings | dict = True,
+                progress: Callable[[int], None] | None = None) -> Iterator[ScoreResult]:
+        """Inside the block the model's weights are adapted to a text (or ids) by dynamic
+        evaluation, so generate/score/trace use them; yields the ScoreResult of reading it. The
+        trained weights are back when the block ends (on disk they never change).
+
+            with m.adapted(open("mine.py").read()) as r:
+                print(r.bpc, m.generate("def ", length=200))
+        """
+        if (text is None) == (ids is None):
+            raise CharlstmError("adapt to exactly one of: a text or ids")
+        settings = settings_from(dynamic)
+        if settings is None:
+            raise CharlstmError("adapting is dynamic evaluation: give dynamic=True, a dict or DynamicSettings")
+        ids = self.encode(text, unknown) if text is not None else ids
+        with adapted(self.module, ids, settings, progress=progress) as r:
+            r.units, r.dynamic = self.vocab.units, settings.as_dict()
+            yield r
 
     # -------------------------------------------------------------- tracing
     def trace(self, text: str, *, unknown: str = "error", **kw) -> Trace:

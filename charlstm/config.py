@@ -2,15 +2,17 @@
 
 Owns: ModelConfig and TrainConfig with their defaults, the one check of every setting (type, and for
 numbers finite and in range: `validate`, used by the command line, --config files and the Python
-API alike), the presets, reading a --config TOML file, and merging the layers. Precedence when
-training: command-line options > a --config TOML file > the preset > these defaults. Does not know:
-datasets, devices or files other than the TOML.
+API alike), DynamicSettings (those of dynamic evaluation, checked the same way), the presets,
+reading a --config TOML file, and merging the layers. Precedence when training: command-line
+options, then a --config TOML file, then the preset, then these defaults. Does not know: datasets,
+devices or files other than the TOML.
 """
 from __future__ import annotations
 
 import dataclasses
 import functools
 import math
+import numbers
 import os
 import tomllib
 import types
@@ -273,3 +275,31 @@ def merge(base: dict[str, dict[str, Any]], top: dict[str, dict[str, Any]]) -> di
             raise CharlstmError(f"config setting '{section}' must be inside a [model] or [train] section")
         out.setdefault(section, {}).update(values)
     return out
+
+
+@dataclass(frozen=True)
+class DynamicSettings:
+    """Dynamic evaluation (charlstm.dynamic): step: the step size (> 0); decay: the pull back toward
+    the trained weights per segment, in [0, 1] (0: none; 1: every segment starts from the trained
+    weights again); segment: symbols per update (>= 1). The defaults were chosen by measurement on
+    held-out text that is not the text reported on (scripts/bench_dynamic.py; docs/benchmarks.md,
+    "Dynamic evaluation")."""
+
+    step: float = 4e-3
+    decay: float = 5e-3
+    segment: int = 64
+
+    def validate(self) -> "DynamicSettings":
+        """Raise a one-line CharlstmError for a setting out of range; return self."""
+        if isinstance(self.step, bool) or not isinstance(self.step, (int, float)) or \
+                not math.isfinite(self.step) or self.step <= 0:
+            raise CharlstmError(f"the dynamic evaluation step size must be a positive, finite number, got {self.step}")
+        if isinstance(self.decay, bool) or not isinstance(self.decay, (int, float)) or \
+                not (0.0 <= self.decay <= 1.0):
+            raise CharlstmError(f"the dynamic evaluation decay must be between 0 and 1, got {self.decay}")
+        if isinstance(self.segment, bool) or not isinstance(self.segment, numbers.Integral) or self.segment < 1:
+            raise CharlstmError(f"the dynamic evaluation segment must be at least 1 symbol, got {self.segment}")
+        return self
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)

@@ -9,7 +9,9 @@ surprisal = -log2 p(symbol | text before it). Byte models score bytes (bits per 
 scored like any symbol (so a text with many unknown characters scores optimistically; use
 unknown="error", the default, to be told about them).
 
-Owns: `score_ids` (exact scoring with the fused model), per-character records and their JSONL file.
+Owns: `score_ids` (exact scoring with the fused model), what a model reads for a text (`reading`), the
+tally of surprisal and per-character detail (`Tally`, shared with charlstm.dynamic), per-character
+records and their JSONL file.
 Does not know: where the ids came from (charlstm.inputs) or the command line.
 """
 from __future__ import annotations
@@ -41,7 +43,9 @@ class ScoreResult:
     the first scored symbol (1 for running text, 0 for records, whose first symbol is predicted from
     the start of a record). When per-character detail was asked for: ids [T] (the text's ids),
     surprisal [scored] float32 (bits of ids[first:]), top_ids / top_probs [scored, k]: the model's k
-    most likely next symbols before each scored symbol.
+    most likely next symbols before each scored symbol. dynamic: the settings, when scored by dynamic
+    evaluation (charlstm.dynamic); baseline: what a compressor achieves on the same symbols
+    (charlstm.baseline), when asked for.
     """
 
     bits: float
@@ -52,6 +56,8 @@ class ScoreResult:
     surprisal: np.ndarray | None = None
     top_ids: np.ndarray | None = None
     top_probs: np.ndarray | None = None
+    dynamic: dict[str, Any] | None = None
+    baseline: Any = None
 
     @property
     def bpc(self) -> float:
@@ -59,7 +65,12 @@ class ScoreResult:
         return self.bits / self.scored if self.scored else float("nan")
 
     def as_dict(self) -> dict[str, Any]:
-        return {"bpc": self.bpc, "bits": self.bits, "scored": self.scored, "units": self.units}
+        d = {"bpc": self.bpc, "bits": self.bits, "scored": self.scored, "units": self.units}
+        if self.dynamic is not None:
+            d["dynamic"] = dict(self.dynamic)
+        if self.baseline is not None:
+            d["baseline"] = self.baseline.as_dict()
+        return d
 
 
 def score_ids(model, ids: np.ndarray | torch.Tensor, *, top: int = 0, per_char: bool = False,
@@ -72,47 +83,76 @@ def score_ids(model, ids: np.ndarray | torch.Tensor, *, top: int = 0, per_char: 
     """
     if chunk < 1:
         raise CharlstmError(f"chunk must be at least 1, got {chunk}")
-    ids = ids.cpu().numpy() if isinstance(ids, torch.Tensor) else np.asarray(ids)
-    ids = ids.astype(np.int64, copy=False)
-    T = len(ids)
-    V = model.cfg.vocab_size
-    if T and (ids.min() < 0 or ids.max() >= V):
-        raise CharlstmError(f"ids outside the model's vocabulary (size {V})")
+    ids = check_ids(model, ids)
+    ctx, first = reading(model, ids)
+    tally = Tally(len(ctx) - 1, model.cfg.vocab_size, per_char=per_char, top=top)
     dev = model.head.weight.device
-    # The ids the model reads: the implicit start of a record first, for records.
-    ctx = np.asarray(model.context([]), dtype=np.int64)
-    first = 1 - len(ctx)
-    ctx = np.concatenate([ctx, ids]) if len(ctx) else ids
-    n = max(len(ctx) - 1, 0) if T else 0
-    keep = per_char or top > 0
-    k = min(top, V)
-    surprisal = np.empty(n, np.float32) if keep else None
-    top_ids = np.empty((n, k), np.int32) if keep and k else None
-    top_probs = np.empty((n, k), np.float32) if keep and k else None
-    total = 0.0
-    state = None
     # On a busy CPU, OpenMP threads stall each other: one thread is several times faster there.
     with cpu_threads(1 if dev.type == "cpu" and cpu_busy() else None), torch.inference_mode():
-        for s in range(0, n, chunk):
-            e = min(s + chunk, n)
+        state = None
+        for s in range(0, tally.n, chunk):
+            e = min(s + chunk, tally.n)
             x = torch.from_numpy(ctx[s:e]).to(dev)[None]
             y = torch.from_numpy(ctx[s + 1:e + 1]).to(dev)
             logits, state = model.read(x, state)
-            logp = torch.log_softmax(logits[0].float(), dim=-1)  # [n_chunk, V]
-            nll = -logp.gather(1, y[:, None])[:, 0]
-            # Sum in float64 on the host: the total of millions of float32 terms must not drift.
-            bits = nll.double() / LN2
-            total += float(bits.sum())
-            if keep:
-                surprisal[s:e] = bits.float().cpu().numpy()
-                if k:
-                    tp, ti = torch.topk(logp, k, dim=-1)
-                    top_ids[s:e] = ti.cpu().numpy()
-                    top_probs[s:e] = tp.exp().cpu().numpy()
+            tally.add(s, torch.log_softmax(logits[0].float(), dim=-1), y)
             if progress is not None:
                 progress(e)
-    return ScoreResult(bits=total, scored=n, first=first, ids=ids if keep else None, surprisal=surprisal,
-                       top_ids=top_ids, top_probs=top_probs)
+    return tally.result(ids, first)
+
+
+def check_ids(model, ids: np.ndarray | torch.Tensor) -> np.ndarray:
+    """ids [T] as int64 numpy, checked against the model's vocabulary size (a CharlstmError)."""
+    ids = ids.cpu().numpy() if isinstance(ids, torch.Tensor) else np.asarray(ids)
+    ids = ids.astype(np.int64, copy=False)
+    V = model.cfg.vocab_size
+    if len(ids) and (ids.min() < 0 or ids.max() >= V):
+        raise CharlstmError(f"ids outside the model's vocabulary (size {V})")
+    return ids
+
+
+def reading(model, ids: np.ndarray) -> tuple[np.ndarray, int]:
+    """(the ids the model reads for a text: the implicit start of a record first, for records
+    (charlstm.model.context); the position in ids of the first scored symbol: 0 for records, else 1).
+    Position j of the result predicts position j + 1."""
+    ctx = np.asarray(model.context([]), dtype=np.int64)
+    first = 1 - len(ctx)
+    return (np.concatenate([ctx, ids]) if len(ctx) else ids), first
+
+
+class Tally:
+    """Adds up the surprisal of n predictions, chunk by chunk, and keeps the per-character detail
+    when asked (per_char; top: the `top` most likely symbols before each one). Shared by exact and
+    dynamic scoring (charlstm.dynamic), so both report the same things the same way."""
+
+    def __init__(self, n: int, vocab_size: int, *, per_char: bool = False, top: int = 0):
+        self.n = max(n, 0)
+        self.keep = per_char or top > 0
+        self.k = min(top, vocab_size)
+        self.surprisal = np.empty(self.n, np.float32) if self.keep else None
+        self.top_ids = np.empty((self.n, self.k), np.int32) if self.keep and self.k else None
+        self.top_probs = np.empty((self.n, self.k), np.float32) if self.keep and self.k else None
+        self.total = 0.0
+
+    def add(self, s: int, logp: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Predictions s, s+1, ... : logp [n_chunk, V] (log-probabilities, float), y [n_chunk] the
+        symbols that came -> nll [n_chunk] in nats (still on the graph, when logp is)."""
+        nll = -logp.gather(1, y[:, None])[:, 0]
+        # Sum in float64 on the host: the total of millions of float32 terms must not drift.
+        bits = nll.detach().double() / LN2
+        self.total += float(bits.sum())
+        if self.keep:
+            e = s + len(y)
+            self.surprisal[s:e] = bits.float().cpu().numpy()
+            if self.k:
+                tp, ti = torch.topk(logp.detach(), self.k, dim=-1)
+                self.top_ids[s:e] = ti.cpu().numpy()
+                self.top_probs[s:e] = tp.exp().cpu().numpy()
+        return nll
+
+    def result(self, ids: np.ndarray, first: int) -> ScoreResult:
+        return ScoreResult(bits=self.total, scored=self.n, first=first, ids=ids if self.keep else None,
+                           surprisal=self.surprisal, top_ids=self.top_ids, top_probs=self.top_probs)
 
 
 def score_text(model, vocab: Vocab, text: str, *, unknown: str = "error", **kw) -> ScoreResult:

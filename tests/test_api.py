@@ -9,6 +9,7 @@ import charlstm
 from charlstm import sample as S
 from charlstm.api import Model
 from charlstm.checkpoint import save_tensors
+from charlstm.config import DynamicSettings
 from charlstm.runs import LAST
 from charlstm.runtime import cpu_threads, resolve_device
 from charlstm.errors import CharlstmError
@@ -145,3 +146,47 @@ def test_trace_with_the_real_tracer(run):
     m = charlstm.load("tiny")
     t = m.trace("def f(x):")
     assert t["layer1.c"].shape == (len("def f(x):"), 16)
+
+
+def test_dynamic_score_and_evaluate(run):
+    path, module, vocab = run
+    m = charlstm.load("tiny")
+    before = [p.detach().clone() for p in m.module.parameters()]
+    text = "abc" * 200
+    static = m.score(text)
+    dyn = m.score(text, dynamic={"step": 3e-2, "segment": 20})
+    assert dyn < 0.5 * static  # it learns the repetition while reading
+    r = m.evaluate(text, dynamic=True, per_char=True)
+    assert r.dynamic == DynamicSettings().as_dict() and r.as_dict()["dynamic"] == r.dynamic
+    assert r.scored == len(text) - 1 == len(r.surprisal)
+    assert all(torch.equal(p, q) for p, q in zip(m.module.parameters(), before))
+    with pytest.raises(CharlstmError, match="step size"):
+        m.score(text, dynamic={"step": 0})
+
+
+def test_evaluate_with_the_compressor_baseline(run):
+    import lzma
+
+    m = charlstm.load("tiny")
+    r = m.evaluate(TEXT, baseline=True)
+    assert r.baseline.scored == r.scored
+    assert r.baseline.compressed == len(lzma.compress(TEXT[1:].encode(), preset=9 | lzma.PRESET_EXTREME))
+    assert r.as_dict()["baseline"]["bpc"] == r.baseline.bpc
+    assert m.evaluate(TEXT).baseline is None
+
+
+def test_adapted_and_generate_with_adapt(run):
+    m = charlstm.load("tiny")
+    before = [p.detach().clone() for p in m.module.parameters()]
+    plain = m.generate("abc", length=30, greedy=True)
+    settings = {"step": 3e-2, "segment": 20}
+    adapted = m.generate("abc", length=30, greedy=True, adapt="abc" * 300, adapt_settings=settings)
+    assert adapted == "abc" * 10 and plain != adapted
+    with m.adapted("abc" * 300, dynamic=settings) as r:
+        assert r.scored == 899 and r.bpc < 1.5
+        assert m.generate("abc", length=9, greedy=True) == "abcabcabc"
+    assert all(torch.equal(p, q) for p, q in zip(m.module.parameters(), before))
+    assert m.generate("abc", length=30, greedy=True) == plain
+    with pytest.raises(CharlstmError, match="adapting is dynamic evaluation"):
+        with m.adapted("abc", dynamic=False):
+            pass

@@ -8,6 +8,7 @@ from click.testing import CliRunner
 
 import charlstm
 from charlstm.cli import main
+from charlstm.config import DynamicSettings
 from charlstm.dataset import DatasetBuilder
 from charlstm.fileio import atomic_write_json
 from charlstm.runs import open_run
@@ -225,3 +226,88 @@ def test_threads_option(run):
     b = invoke("sample", "tiny", "-p", "def ", "-n", 20, "--seed", 1, "-q", "--no-stop-at-eot")
     assert a.exit_code == 0 and a.stdout == b.stdout
     _error(invoke("sample", "tiny", "--threads", 0), "--threads")
+
+
+# ----------------------------------------------------------------------------- dynamic evaluation, baseline
+def _checksums(folder):
+    import hashlib
+
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+def test_eval_prints_the_compressor_baseline(run, tmp_path):
+    import lzma
+
+    f = tmp_path / "t.py"
+    f.write_text(TEXT, encoding="utf-8")
+    xz = len(lzma.compress(TEXT[1:].encode(), preset=9 | lzma.PRESET_EXTREME))
+    lines = invoke("eval", "tiny", f, "-q").stdout.splitlines()
+    assert len(lines) == 2
+    assert lines[1] == f"{8 * xz / (len(TEXT) - 1):.4f} bits per character for xz -9e on the same characters ({xz:,} bytes)"
+    assert len(invoke("eval", "tiny", f, "-q", "--no-baseline").stdout.splitlines()) == 1
+    res = json.loads(invoke("eval", "tiny", f, "--json").stdout)
+    assert res["baseline"]["scored"] == res["scored"] == len(TEXT) - 1 and res["baseline"]["compressed_bytes"] == xz
+    assert "baseline" not in json.loads(invoke("eval", "tiny", f, "--json", "--no-baseline").stdout)
+
+
+def test_eval_dynamic(run, tmp_path):
+    path = run[0]
+    f = tmp_path / "abc.txt"
+    text = "abc" * 300
+    f.write_text(text, encoding="utf-8")
+    before = _checksums(path)
+    static = json.loads(invoke("eval", "tiny", f, "--json").stdout)
+    r = invoke("eval", "tiny", f, "--dynamic", "--step-size", "0.03", "--segment", "20", "--decay", "0", "-q")
+    assert r.exit_code == 0, r.output
+    dyn = charlstm.load("tiny").score(text, dynamic={"step": 0.03, "segment": 20, "decay": 0.0})
+    assert r.stdout.splitlines()[0] == (f"{dyn:.4f} bits per character (899 characters of {f} scored; dynamic "
+                                        "evaluation: step size 0.03, decay 0, segment 20)")
+    assert dyn < 0.5 * static["bpc"]
+    pc = tmp_path / "pc.jsonl"
+    res = json.loads(invoke("eval", "tiny", f, "--dynamic", "--decay", "0.01", "--per-char", pc, "--json").stdout)
+    assert res["dynamic"] == {**DynamicSettings().as_dict(), "decay": 0.01}
+    lines = [json.loads(x) for x in pc.read_text(encoding="utf-8").splitlines()]
+    assert len(lines) == res["scored"] == 899
+    assert sum(x["bits"] for x in lines) == pytest.approx(res["bits"], abs=899 * 1e-4)
+    assert _checksums(path) == before  # nothing on disk changed
+
+
+@pytest.mark.parametrize("args,match", [
+    (["--dynamic", "--step-size", "0"], "step size must be a positive, finite number, got 0.0"),
+    (["--dynamic", "--step-size", "-1e-3"], "step size must be a positive"),
+    (["--dynamic", "--step-size", "nan"], "step size must be a positive"),
+    (["--dynamic", "--step-size", "inf"], "step size must be a positive"),
+    (["--dynamic", "--decay", "-0.1"], "decay must be between 0 and 1"),
+    (["--dynamic", "--decay", "1.5"], "decay must be between 0 and 1"),
+    (["--dynamic", "--segment", "0"], "segment must be at least 1 symbol"),
+    (["--dynamic", "--segment", "2.5"], "--segment"),
+    (["--step-size", "1e-3"], "--step-size is a setting of dynamic evaluation; it needs --dynamic"),
+    (["--segment", "10"], "--segment is a setting of dynamic evaluation; it needs --dynamic"),
+])
+def test_eval_dynamic_bad_settings(run, tmp_path, args, match):
+    f = tmp_path / "t.py"
+    f.write_text(TEXT, encoding="utf-8")
+    _error(invoke("eval", "tiny", f, *args), match)
+
+
+def test_sample_adapt_continues_the_file_and_changes_nothing(run, tmp_path, monkeypatch):
+    monkeypatch.delenv("CHARLSTM_QUIET")
+    path = run[0]
+    f = tmp_path / "abc.txt"
+    f.write_text("abc" * 300, encoding="utf-8")
+    before = _checksums(path)
+    base = ["sample", "tiny", "-p", "abc", "--greedy", "-n", 30, "--no-stop-at-eot"]
+    plain = invoke(*base, "-q")
+    r = invoke(*base, "--adapt", f, "--step-size", "0.03", "--segment", "20")
+    assert r.exit_code == 0, r.output
+    assert r.stdout == "abc" + "abc" * 10 + "\n" != plain.stdout
+    assert r.stderr.startswith(f"adapted to {f}: 899 characters read by dynamic evaluation at ")
+    assert invoke(*base, "-q").stdout == plain.stdout  # a fresh process: the trained weights
+    assert _checksums(path) == before
+    out = tmp_path / "s.jsonl"
+    invoke(*base, "--adapt", f, "--step-size", "0.03", "-o", out, "-q")
+    opts = json.loads(out.read_text(encoding="utf-8"))["options"]
+    assert opts["adapt"] == str(f) and opts["adapt_settings"] == {**DynamicSettings().as_dict(), "step": 0.03}
+    _error(invoke(*base, "--adapt", tmp_path / "none.txt"), "cannot read file to adapt to")
+    _error(invoke(*base, "--decay", "0.1"), "--decay is a setting of dynamic evaluation; it needs --adapt FILE")
+    _error(invoke(*base, "--adapt", f, "--step-size", "-1"), "step size must be a positive")

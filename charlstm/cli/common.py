@@ -47,3 +47,37 @@ def parse_save_every(text: str | None) -> dict[str, float | int | None]:
             raise CharlstmError(f"--save-every takes a positive number of steps or a duration, got '{text}'")
         return {"save_every": 0.0, "save_every_steps": int(t)}
     return {"save_every": parse_duration(text)}
+
+
+def dynamic_options(f):
+    """--step-size, --decay, --segment: the settings of dynamic evaluation (charlstm.dynamic), for
+    commands that adapt a model while reading (`eval --dynamic`, `sample --adapt`). Their defaults
+    are charlstm.config.DynamicSettings' (config does not import torch, so the help stays quick)."""
+    from charlstm.config import DynamicSettings
+
+    STEP, DECAY, SEGMENT = DynamicSettings.step, DynamicSettings.decay, DynamicSettings.segment
+
+    f = click.option("--segment", type=int, default=None,
+                     help=f"Dynamic evaluation: characters per weight update (default {SEGMENT}).")(f)
+    f = click.option("--decay", type=float, default=None,
+                     help=f"Dynamic evaluation: pull back toward the trained weights per update, 0..1 "
+                          f"(default {DECAY:g}).")(f)
+    f = click.option("--step-size", type=float, default=None,
+                     help=f"Dynamic evaluation: step size of the weight updates (default {STEP:g}).")(f)
+    return f
+
+
+def dynamic_settings(enabled: bool, flag: str, step: float | None, decay: float | None, segment: int | None):
+    """The DynamicSettings the options ask for (checked: one-line CharlstmError), or None when
+    `flag` (--dynamic, --adapt) was not given; the settings alone, without it, are an error."""
+    given = [name for name, v in (("--step-size", step), ("--decay", decay), ("--segment", segment)) if v is not None]
+    if not enabled:
+        if given:
+            raise CharlstmError(f"{given[0]} is a setting of dynamic evaluation; it needs {flag}")
+        return None
+    from charlstm.config import DynamicSettings
+
+    DEFAULTS = DynamicSettings()
+    return DynamicSettings(step=DEFAULTS.step if step is None else step,
+                           decay=DEFAULTS.decay if decay is None else decay,
+                           segment=DEFAULTS.segment if segment is None else segment).validate()

@@ -1,4 +1,5 @@
-"""`charlstm sample` and `charlstm eval`: thin commands over charlstm.api (generation, scoring)."""
+"""`charlstm sample` and `charlstm eval`: thin commands over charlstm.api (generation, scoring,
+dynamic evaluation, the compressor baseline)."""
 from __future__ import annotations
 
 import json
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from charlstm.cli.common import quiet_option
+from charlstm.cli.common import dynamic_options, dynamic_settings, quiet_option
 from charlstm.errors import CharlstmError
 from charlstm.fileio import check_output
 
@@ -76,6 +77,10 @@ def _header(i: int, n: int, reason: str) -> str:
 @click.option("--clamp", multiple=True, metavar="LAYER.KIND:UNIT=VALUE",
               help="Hold a unit at a value while generating, e.g. layer1.c:37=1.0 (layers from 0; repeatable).")
 @click.option("--clamp-prime", is_flag=True, help="Clamp while reading the prime too.")
+@click.option("--adapt", "adapt_file", type=click.Path(dir_okay=False, allow_dash=True), default=None,
+              help="Adapt the weights to this file by dynamic evaluation first, so samples continue in its "
+                   "style (the trained weights are not changed).")
+@dynamic_options
 @click.option("--output", "-o", type=click.Path(dir_okay=False), default=None,
               help="Also write the samples to a file: JSONL with the options if it ends in .jsonl, else text.")
 @click.option("--checkpoint", default="best", show_default=True, help="best, last, or a .safetensors file.")
@@ -84,7 +89,8 @@ def _header(i: int, n: int, reason: str) -> str:
               help="CPU threads (default: one for small models or a busy machine, else torch's choice).")
 @quiet_option
 def sample_cmd(run, prime, prime_file, length, temperature, top_k, top_p, greedy, seed, num_samples, stop,
-               stop_at_eot, unknown, clamp, clamp_prime, output, checkpoint, device, threads, quiet):
+               stop_at_eot, unknown, clamp, clamp_prime, adapt_file, step_size, decay, segment, output, checkpoint,
+               device, threads, quiet):
     """Generate text from RUN (a run name or folder), continuing a prime.
 
     \b
@@ -93,12 +99,15 @@ def sample_cmd(run, prime, prime_file, length, temperature, top_k, top_p, greedy
       charlstm sample tweets -N 8 --top-p 0.9 -o tweets.jsonl
       charlstm sample stdlib --prime "    " --stop "\\n\\n" --greedy
       charlstm sample stdlib --prime "if (" --clamp layer1.c:37=1.0
+      charlstm sample stdlib --adapt mymodule.py --prime "def " --seed 1
 
     One sample streams to the terminal as it is generated; several are printed one after another.
-    The prime is read once and each new character costs one model step.
+    The prime is read once and each new character costs one model step. --adapt FILE first reads
+    FILE by dynamic evaluation (--step-size, --decay, --segment), adapting the weights to it.
     """
     if prime is not None and prime_file is not None:
         raise click.UsageError("give --prime or --prime-file, not both")
+    settings = dynamic_settings(adapt_file is not None, "--adapt FILE", step_size, decay, segment)
     from charlstm.inputs import read_file
 
     if output:
@@ -112,24 +121,35 @@ def sample_cmd(run, prime, prime_file, length, temperature, top_k, top_p, greedy
                          num_samples=num_samples, seed=seed, stop=stops, stop_at_eot=stop_at_eot,
                          clamp=list(clamp), clamp_prime=clamp_prime)
     ids = model.encode(prime, unknown)
+    from contextlib import nullcontext
+
     from charlstm.sample import generate
 
-    stream = _Stream() if num_samples == 1 else None
-    if stream:
-        stream(prime)
-    t0 = time.perf_counter()
-    try:
-        g = generate(model.module, model.vocab, ids, opts, on_text=stream, threads=threads or "auto")
-    finally:
+    adapting = nullcontext()
+    if adapt_file is not None:
+        text = read_file(adapt_file, model.vocab.units, "file to adapt to")
+        adapting = model.adapted(text, unknown=unknown, dynamic=settings)
+    with adapting as adapted:
+        if adapted is not None and not quiet:
+            unit = "byte" if model.vocab.units == "byte" else "character"
+            click.echo(f"adapted to {adapt_file}: {adapted.scored:,} {unit}s read by dynamic evaluation at "
+                       f"{adapted.bpc:.4f} bits per {unit}", err=True)
+        stream = _Stream() if num_samples == 1 else None
         if stream:
-            stream.close()
-    dt = time.perf_counter() - t0
+            stream(prime)
+        t0 = time.perf_counter()
+        try:
+            g = generate(model.module, model.vocab, ids, opts, on_text=stream, threads=threads or "auto")
+        finally:
+            if stream:
+                stream.close()
+        dt = time.perf_counter() - t0
     if not stream:
         for i, s in enumerate(g.samples):
             click.echo(_header(i, num_samples, s.stop_reason))
             click.echo(prime + s.text)
     if output:
-        _write_output(Path(output), run, model, prime, g, opts, unknown, checkpoint)
+        _write_output(Path(output), run, model, prime, g, opts, unknown, checkpoint, adapt_file, settings)
     if not quiet:
         n = sum(len(s.ids) for s in g.samples)
         ends = ", ".join(sorted({s.stop_reason for s in g.samples}))
@@ -138,7 +158,7 @@ def sample_cmd(run, prime, prime_file, length, temperature, top_k, top_p, greedy
                    + (f" · written to {output}" if output else ""), err=True)
 
 
-def _write_output(path: Path, run, model, prime, g, opts, unknown, checkpoint) -> None:
+def _write_output(path: Path, run, model, prime, g, opts, unknown, checkpoint, adapt_file, settings) -> None:
     from charlstm.fileio import atomic_write_text
 
     if path.suffix.lower() == ".jsonl":
@@ -146,7 +166,8 @@ def _write_output(path: Path, run, model, prime, g, opts, unknown, checkpoint) -
                    "top_p": opts.top_p, "greedy": opts.greedy, "num_samples": opts.num_samples, "seed": g.seed,
                    "stop": list(opts.stop), "stop_at_eot": opts.stop_at_eot, "unknown": unknown,
                    "clamp": [str(c) for c in opts.clamp], "clamp_prime": opts.clamp_prime,
-                   "checkpoint": checkpoint, "checkpoint_file": model.config.get("checkpoint_file")}
+                   "checkpoint": checkpoint, "checkpoint_file": model.config.get("checkpoint_file"),
+                   "adapt": adapt_file, "adapt_settings": settings.as_dict() if settings else None}
         lines = [json.dumps({"run": str(run), "sample": i, "prime": prime, "text": s.text,
                              "stop_reason": s.stop_reason, "options": options}, ensure_ascii=False)
                  for i, s in enumerate(g.samples)]
@@ -173,9 +194,15 @@ def _write_output(path: Path, run, model, prime, g, opts, unknown, checkpoint) -
               help="Characters per forward pass (memory bound; the result does not depend on it).")
 @click.option("--checkpoint", default="best", show_default=True, help="best, last, or a .safetensors file.")
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:N, mps or auto.")
+@click.option("--dynamic", is_flag=True,
+              help="Dynamic evaluation: adapt the weights to the text while reading it (each character is "
+                   "still scored before the weights have seen it; nothing on disk changes).")
+@dynamic_options
+@click.option("--no-baseline", is_flag=True, help="Do not print what xz -9e achieves on the same text.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
 @quiet_option
-def eval_cmd(run, file, split, unknown, per_char, top, chunk, checkpoint, device, as_json, quiet):
+def eval_cmd(run, file, split, unknown, per_char, top, chunk, dynamic, step_size, decay, segment, no_baseline,
+             checkpoint, device, as_json, quiet):
     """Bits per character of a text under RUN: FILE ('-' for stdin), or a --split of its dataset.
 
     \b
@@ -183,11 +210,16 @@ def eval_cmd(run, file, split, unknown, per_char, top, chunk, checkpoint, device
       charlstm eval stdlib                       # the validation split
       charlstm eval stdlib --split test
       charlstm eval stdlib mycode.py --per-char surprise.jsonl
+      charlstm eval stdlib mycode.py --dynamic
 
-    Exact: every character after the first is scored once, from all the text before it.
+    Exact: every character after the first is scored once, from all the text before it. A second
+    line gives what the compressor xz -9e achieves on the same characters (--no-baseline: skip it).
+    --dynamic adapts the weights while reading, segment by segment (--step-size, --decay,
+    --segment); the trained weights are not changed.
     """
     if file is not None and split is not None:
         raise click.UsageError("give FILE or --split, not both")
+    settings = dynamic_settings(dynamic, "--dynamic", step_size, decay, segment)
     if per_char:
         check_output(per_char, "--per-char")
     from charlstm.inputs import read_file
@@ -207,7 +239,7 @@ def eval_cmd(run, file, split, unknown, per_char, top, chunk, checkpoint, device
         progress = lambda n: bar.update(n - bar.n)  # noqa: E731
     try:
         r = model.evaluate(ids=ids, per_char=per_char is not None, top=top if per_char else 0,
-                           chunk=chunk, progress=progress)
+                           chunk=chunk, progress=progress, dynamic=settings or False, baseline=not no_baseline)
     finally:
         if bar is not None:
             bar.close()
@@ -222,7 +254,14 @@ def eval_cmd(run, file, split, unknown, per_char, top, chunk, checkpoint, device
         click.echo(json.dumps({**r.as_dict(), "run": str(run), "source": what, "checkpoint": checkpoint,
                                "per_char": per_char}))
     else:
-        click.echo(f"{r.bpc:.4f} bits per {unit} ({r.scored:,} {unit}s of {what} scored)")
+        how = ""
+        if settings is not None:
+            how = (f"; dynamic evaluation: step size {settings.step:g}, decay {settings.decay:g}, segment "
+                   f"{settings.segment}")
+        click.echo(f"{r.bpc:.4f} bits per {unit} ({r.scored:,} {unit}s of {what} scored{how})")
+        if r.baseline is not None:
+            click.echo(f"{r.baseline.bpc:.4f} bits per {unit} for {r.baseline.name} on the same {unit}s "
+                       f"({r.baseline.compressed:,} bytes)")
         if per_char and not quiet:
             click.echo(f"per-{unit} surprisal written to {per_char}", err=True)
 
