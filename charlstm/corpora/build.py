@@ -154,7 +154,7 @@ class _SplitWriter:
 
 def _bar(desc: str, total: int | None, progress: bool) -> tqdm:
     return tqdm(total=total, desc=desc, unit="B", unit_scale=True, unit_divisor=1024,
-                disable=not progress, leave=False, dynamic_ncols=True)
+                disable=None if progress else True, leave=False, dynamic_ncols=True)  # None: only on a terminal
 
 
 def _common_stats(vocab, counts: PieceStats | None, min_count: int) -> dict[str, Any]:

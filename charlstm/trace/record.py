@@ -130,7 +130,7 @@ def _run(model: nn.Module, ids: np.ndarray, sinks: Sequence[Sink], want: set[int
     c_np = [_np(c[0, 0]) for c in c_state]
     T = len(ids)
     k = min(TOP_K, cfg.vocab_size)
-    bar = tqdm(total=T, unit="char", unit_scale=True, disable=not progress, desc="trace")
+    bar = tqdm(total=T, unit="char", unit_scale=True, disable=None if progress else True, desc="trace")  # None: only on a terminal
     try:
         for start, stop in _chunks(ids, chunk, model.reset_id):
             n = stop - start
