@@ -111,7 +111,7 @@ def pieces(ids: np.ndarray, streams: int, reset_id: int | None) -> tuple[np.ndar
 def describe(f: dict[str, Any] | None, size: int | None = None) -> list[str]:
     """The lines `dictionary train` and `dictionary info` print for a fidelity result."""
     if not f:
-        return ["fidelity: not measured (training was interrupted; `charlstm dictionary info RUN --measure`)"]
+        return ["fidelity: not measured yet (`charlstm dictionary info RUN --name NAME --measure` measures it)"]
     ve = f.get("variance_explained")
     of = f" of {size:,}" if size else ""
     return [f"fidelity on {f['chars']:,} characters of the {f['split']} split ({f['streams']} streams):",
