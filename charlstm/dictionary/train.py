@@ -5,9 +5,10 @@ first `warmup` steps of each stream dropped since they start from nothing): a bu
 `buffer` states is filled, shuffled, and cut into batches; then the next buffer is read. The
 dictionary (charlstm.dictionary.model) learns by Adam on the mean squared error of the normalised
 reconstruction, |u^ - u|^2 (E|u|^2 = 1, so the loss is about the fraction of variance unexplained),
-plus Gao et al.'s auxiliary loss: features that have not fired for `dead_after` states try to
-explain what the others leave (aux coefficient 1/32). Only the k selected features of each state
-carry gradient, so a step costs one dense matrix product (selecting) and k rows per state. Decoder
+plus Gao et al.'s auxiliary loss: features that have not fired for `dead_after` states (the 2k
+largest of them per state) try to explain what the others leave (aux coefficient 1/32). Only the
+selected features of each state carry gradient, computed by hand (`sparse_step`; its autograd twin
+is `sparse_step_slow`), so a step costs about one dense matrix product (selecting). Decoder
 rows are kept at norm 1 (the gradient along each row is removed, then rows are renormalised).
 `center` and `scale` are set from the first buffer: its mean, and its RMS distance from the mean.
 
@@ -30,6 +31,7 @@ import math
 import signal
 import threading
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -154,30 +156,111 @@ def lr_at(progress: float, step: int, lr: float) -> float:
     return lr * warm * decay
 
 
-def sparse_step(d: Dictionary, u: Tensor, dead: Tensor | None, aux: float) -> tuple[Tensor, Tensor, Tensor]:
-    """The loss of one batch u [B, H] (normalised states) with gradient only through the selected
-    features -> (loss, main loss (detached), indices [B, k] of the active features).
+def _csr(idx: Tensor, vals: Tensor, width: int) -> Tensor:
+    """The sparse matrix [B, width] with vals [B, k] at columns idx [B, k] of each row (CSR)."""
+    B, k = idx.shape
+    crow = torch.arange(0, B * k + 1, k, device=idx.device)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "sparse CSR support is in beta"
+        return torch.sparse_csr_tensor(crow, idx.reshape(-1), vals.reshape(-1), size=(B, width), check_invariants=False)
 
-    Selecting is a dense product under no_grad; the selected pre-activations are then recomputed
-    from the gathered encoder rows, so autograd touches k rows per state."""
-    x = u - d.b_dec
+
+def _rows_dot(idx: Tensor, g: Tensor, W: Tensor) -> Tensor:
+    """[B, k]: the dot product of row idx[b, j] of W [F, H] with g[b] [H], for every selected entry
+    (a sampled product: only the B x k entries are computed)."""
+    m = _csr(idx, torch.zeros(idx.shape, dtype=g.dtype, device=g.device), W.shape[0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return torch.sparse.sampled_addmm(m, g, W.t()).values().reshape(idx.shape)
+
+
+def _scatter_rows(idx: Tensor, vals: Tensor, x: Tensor, F: int) -> Tensor:
+    """[F, H]: row f = sum of vals[b, j] * x[b] over the entries with idx[b, j] == f."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return _csr(idx, vals, F).t() @ x
+
+
+def _combine(idx: Tensor, vals: Tensor, W: Tensor) -> Tensor:
+    """[B, H]: sum over j of vals[b, j] * W[idx[b, j]] (the decoder on a sparse code)."""
+    return torch.nn.functional.embedding_bag(idx, W, per_sample_weights=vals, mode="sum")
+
+
+def sparse_step(d: Dictionary, u: Tensor, dead: Tensor | None, aux: float) -> tuple[Tensor, Tensor, Tensor]:
+    """The loss of one batch u [B, H] (normalised states), its gradient written into the
+    parameters' .grad by hand -> (loss, main loss, indices [B, k] of the active features).
+
+    Selecting is one dense product [B, H] x [H, F] and a top-k; everything after touches only the
+    selected features of each state (sparse products: the decoder as an embedding bag, the
+    gradients as sampled and sparse-dense products), so a step costs about one dense product.
+    `sparse_step_slow` is the same loss through autograd on dense tensors, the twin the tests hold
+    this to."""
+    B, H = u.shape
+    F = d.size
+    relu = d.code != "signed"
+    W_enc, b_enc, W_dec, b_dec = d.W_enc.detach(), d.b_enc.detach(), d.W_dec.detach(), d.b_dec.detach()
     with torch.no_grad():
-        pre = torch.addmm(d.b_enc, x, d.W_enc.t())
+        xc = u - b_dec
+        pre = torch.addmm(b_enc, xc, W_enc.t())
         idx = d.select(pre)
-    pre_sel = torch.einsum("bh,bkh->bk", x, d.W_enc[idx]) + d.b_enc[idx]
-    recon = torch.einsum("bk,bkh->bh", d.activate(pre_sel), d.W_dec[idx]) + d.b_dec
+        ps = pre.gather(1, idx)  # [B, k]
+        z = torch.relu(ps) if relu else ps
+        err = _combine(idx, z, W_dec) + b_dec - u
+        main = (err * err).sum(1).mean()
+        g = err * (2.0 / B)  # dL/d recon
+        gW_dec = _scatter_rows(idx, z, g, F)
+        dz = _rows_dot(idx, g, W_dec)
+        dps = dz * (ps > 0) if relu else dz
+        gW_enc = _scatter_rows(idx, dps, xc, F)
+        gb_enc = torch.zeros_like(b_enc).index_add_(0, idx.reshape(-1), dps.reshape(-1))
+        gb_dec = g.sum(0) - _combine(idx, dps, W_enc).sum(0)
+        loss = main.clone()
+        if dead is not None and aux > 0 and bool(dead.any()):
+            k_aux = min(int(dead.sum()), 2 * d.k)
+            masked = (pre.abs() if not relu else pre).masked_fill(~dead, float("-inf"))
+            ia = torch.topk(masked, k_aux, dim=1, sorted=False).indices
+            pa = pre.gather(1, ia)
+            za = torch.relu(pa) if relu else pa
+            target = -err  # what the active features left unexplained (a constant here)
+            norm = (target * target).sum(1).mean().clamp_min(1e-12)
+            ea = _combine(ia, za, W_dec) - target
+            loss += aux * (ea * ea).sum(1).mean() / norm
+            ga = ea * (2.0 * aux / (B * norm))
+            gW_dec += _scatter_rows(ia, za, ga, F)
+            dpa = _rows_dot(ia, ga, W_dec)
+            dpa = dpa * (pa > 0) if relu else dpa
+            gW_enc += _scatter_rows(ia, dpa, xc, F)
+            gb_enc.index_add_(0, ia.reshape(-1), dpa.reshape(-1))
+            gb_dec -= _combine(ia, dpa, W_enc).sum(0)
+    for p, grad in ((d.W_enc, gW_enc), (d.b_enc, gb_enc), (d.W_dec, gW_dec), (d.b_dec, gb_dec)):
+        p.grad = grad.contiguous()
+    return loss, main, idx
+
+
+def sparse_step_slow(d: Dictionary, u: Tensor, dead: Tensor | None, aux: float) -> tuple[Tensor, Tensor, Tensor]:
+    """The twin of `sparse_step` through autograd on dense tensors: the same selection, the loss
+    written out, loss.backward() -> (loss, main loss, indices)."""
+    relu = d.code != "signed"
+    act = torch.relu if relu else (lambda t: t)
+    x = u - d.b_dec
+    pre = x @ d.W_enc.t() + d.b_enc
+    with torch.no_grad():
+        idx = d.select(pre)
+        keep = torch.zeros_like(pre).scatter_(1, idx, 1.0)
+    recon = (act(pre) * keep) @ d.W_dec + d.b_dec
     main = ((recon - u) ** 2).sum(1).mean()
     loss = main
     if dead is not None and aux > 0 and bool(dead.any()):
-        k_aux = min(int(dead.sum()), max(d.k, d.hidden // 2))
+        k_aux = min(int(dead.sum()), 2 * d.k)
         with torch.no_grad():
-            masked = (pre.abs() if d.code == "signed" else pre).masked_fill(~dead, float("-inf"))
-            idx_aux = torch.topk(masked, k_aux, dim=1, sorted=False).indices
-            err = (u - recon).detach()
-        pa = torch.einsum("bh,bkh->bk", x, d.W_enc[idx_aux]) + d.b_enc[idx_aux]
-        e_hat = torch.einsum("bk,bkh->bh", d.activate(pa), d.W_dec[idx_aux])
-        loss = loss + aux * ((e_hat - err) ** 2).sum(1).mean() / (err ** 2).sum(1).mean().clamp_min(1e-12)
-    return loss, main.detach(), idx
+            masked = (pre.abs() if not relu else pre).masked_fill(~dead, float("-inf"))
+            keep_aux = torch.zeros_like(pre).scatter_(1, torch.topk(masked, k_aux, dim=1).indices, 1.0)
+            target = (u - recon).detach()
+        e_hat = (act(pre) * keep_aux) @ d.W_dec
+        loss = loss + aux * ((e_hat - target) ** 2).sum(1).mean() / (target ** 2).sum(1).mean().clamp_min(1e-12)
+    d.zero_grad(set_to_none=True)
+    loss.backward()
+    return loss.detach(), main.detach(), idx
 
 
 class Trainer:
@@ -314,8 +397,6 @@ class Trainer:
         loss, main, idx = sparse_step(d, u, dead, self.o.aux)
         for g in self.optim.param_groups:
             g["lr"] = lr_at(self.progress(), self.step, self.o.lr)
-        self.optim.zero_grad(set_to_none=True)
-        loss.backward()
         with torch.no_grad():
             g = d.W_dec.grad
             if g is not None:  # no change along each (unit) row: only its direction moves
