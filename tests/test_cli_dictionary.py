@@ -46,7 +46,7 @@ def trained(run):
 def test_train_reports_and_info_shows_the_fidelity(trained, tmp_path):
     res = _ok(["dictionary", "info", trained])
     lines = res.output.splitlines()
-    assert lines[0].startswith("dictionary a of run drun: layer1.c, 8 units -> 16 features, k = 2, relu code")
+    assert lines[0].startswith("dictionary a of run drun: layer1.h, 8 units -> 16 features, k = 2, relu code")
     assert re.search(r"variance explained -?\d\.\d{4}", res.output)
     assert re.search(r"bpc \d\.\d{4} -> spliced \d\.\d{4} \([+-]\d\.\d{4}\)", res.output)
     meta = json.loads(_ok(["dictionary", "info", trained, "--json"]).output)
@@ -99,7 +99,7 @@ def test_a_feature_goes_where_a_unit_goes(trained, tmp_path):
     _ok(["trace", trained, "--text", "aaaXbbb<eot>aaXbb", "--show", "dict/a:3", "--html", str(viewer)])
     data = json.loads(re.search(r'id="trace-data">(.*?)</script>', viewer.read_text(), re.S).group(1))
     assert data["select"] == "dict/a:3" and data["dicts"]["dict/a"]["size"] == 16
-    found = _ok(["neurons", "find", trained, "--feature", "char:X", "--split", "val", "--top", "40", "--kinds", "c"]).output
+    found = _ok(["neurons", "find", trained, "--feature", "char:X", "--split", "val", "--top", "40", "--kinds", "h"]).output
     ranked = [ln.split()[1] for ln in found.splitlines() if ln.strip()[:1].isdigit()]
     assert any(u.startswith("dict/a:") for u in ranked) and any(u.startswith("layer") for u in ranked)
     only_units = _ok(["neurons", "find", trained, "--feature", "char:X", "--split", "val", "--top", "40", "--dict",

@@ -84,7 +84,7 @@ def _train(path, **kw):
 
 def test_training_writes_the_format_and_numpy_reads_it(drun):
     m, opts = _train(drun, size=12, k=3)
-    assert (opts.layer, opts.kind) == (1, "c")  # defaults: the top layer's cell state
+    assert (opts.layer, opts.kind) == (1, "h")  # defaults: the top layer's hidden state
     res = train_dictionary(m.module, m.split("train"), drun, opts)
     assert res.status == "done" and res.states >= 6000 and not (res.folder / store.LAST).exists()
     where = drun / "dictionaries" / "t"

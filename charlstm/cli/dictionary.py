@@ -16,7 +16,7 @@ def dictionary_group() -> None:
     """Sparse dictionaries over a run's states: features nobody named.
 
     \b
-      charlstm dictionary train RUN --time-budget 10m        # TopK sparse autoencoder on the top layer's c
+      charlstm dictionary train RUN --time-budget 10m        # TopK sparse autoencoder on the top layer's h
       charlstm dictionary info RUN                           # fidelity: variance explained, spliced bpc
       charlstm dictionary show RUN --html dict.html          # every feature: contexts, effects, label
 
@@ -30,7 +30,7 @@ def dictionary_group() -> None:
 @click.argument("run")
 @click.option("--name", help="The dictionary's name [default: layer{L}.{kind}-{size}].")
 @click.option("--layer", type=int, help="Layer whose states to read [default: the top layer].")
-@click.option("--kind", type=click.Choice(["h", "c"]), help="Hidden state h or cell state c [default: c for LSTMs, else h].")
+@click.option("--kind", type=click.Choice(["h", "c"]), help="Hidden state h or (LSTMs) cell state c [default: h].")
 @click.option("--size", type=int, help="Number of features [default: 8 per unit].")
 @click.option("--k", "k", type=int, help="Active features per state [default: min(32, units / 4)].")
 @click.option("--code", type=click.Choice(["relu", "signed"]), default="relu", show_default=True,
@@ -62,7 +62,7 @@ def train_cmd(run, name, layer, kind, size, k, code, split, chars, time_budget, 
     \b
     Examples:
       charlstm dictionary train stdlib-60m --time-budget 10m
-      charlstm dictionary train counting --size 8 --k 2 --code signed --chars 500000
+      charlstm dictionary train counting --kind c --size 4 --k 4 --code signed --chars 2000000
       charlstm dictionary train stdlib-60m --resume
     """
     from charlstm.dictionary import fidelity, session

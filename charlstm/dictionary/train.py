@@ -48,13 +48,15 @@ from charlstm.errors import CharlstmError
 from charlstm.units import STATE_KINDS
 
 WARMUP_STEPS = 100
+MAX_BAD_STEPS = 10  # batches in a row with a non-finite loss (skipped) before training stops with an error
 DECAY_FRACTION = 0.2
 
 
 @dataclass
 class TrainOptions:
-    """How to train a dictionary. None means the default for the model: the top layer; c for
-    LSTM-like cells, else h; 8 features per unit; k = min(32, max(1, H // 4))."""
+    """How to train a dictionary. None means the default for the model: the top layer; h (what the
+    layer above and the head read; bounded, where an LSTM's c can grow without bound along running
+    text); 8 features per unit; k = min(32, max(1, H // 4))."""
 
     name: str | None = None
     layer: int | None = None
@@ -78,7 +80,7 @@ class TrainOptions:
     def resolved(self, cfg) -> "TrainOptions":
         """The options with every default filled in for a model config, checked."""
         H = cfg.hidden_size
-        kind = self.kind or ("c" if cfg.cell in ("lstm", "peephole") else "h")
+        kind = self.kind or "h"
         o = dataclasses.replace(self, layer=cfg.num_layers - 1 if self.layer is None else self.layer, kind=kind,
                                 size=8 * H if self.size is None else self.size,
                                 k=min(32, max(1, H // 4)) if self.k is None else self.k)
@@ -263,6 +265,16 @@ def sparse_step_slow(d: Dictionary, u: Tensor, dead: Tensor | None, aux: float) 
     return loss.detach(), main.detach(), idx
 
 
+def _adam(params, lr: float) -> torch.optim.Adam:
+    """Adam, fused where this torch has it (on a CPU ~10x faster per step than the loop over
+    tensors: a 4,096 x 512 dictionary's update measured 4 ms fused, 39 ms plain)."""
+    params = list(params)
+    try:
+        return torch.optim.Adam(params, lr=lr, betas=(0.9, 0.999), fused=True)
+    except (RuntimeError, TypeError, ValueError):
+        return torch.optim.Adam(params, lr=lr, betas=(0.9, 0.999))
+
+
 class Trainer:
     """One training session (see the module docstring)."""
 
@@ -274,7 +286,7 @@ class Trainer:
         torch.manual_seed(opts.seed)
         cfg = model.cfg
         self.d = Dictionary(cfg.hidden_size, opts.size, opts.k, opts.code, opts.layer, opts.kind, opts.name, opts.seed)
-        self.optim = torch.optim.Adam(self.d.parameters(), lr=opts.lr, betas=(0.9, 0.999))
+        self.optim = _adam(self.d.parameters(), opts.lr)
         S = opts.streams
         self.stream = StateStream(model, ids, opts.layer, opts.kind, streams=S)
         self.steps_per_fill = max(1, -(-opts.buffer // S))
@@ -285,6 +297,7 @@ class Trainer:
         self.warm = False  # streams past their warm-up
         self.ready = False  # center and scale set
         self.last_fired = torch.zeros(opts.size, dtype=torch.int64)
+        self.bad_steps = 0
         self.dead_after = max(100 * opts.size // opts.k, 10 * opts.batch)
         if resume:
             self._load()
@@ -366,7 +379,9 @@ class Trainer:
         return p
 
     def recent_loss(self) -> float | None:
-        return None if not getattr(self, "_losses", None) else round(float(np.mean(self._losses[-50:])), 5)
+        """The mean main loss of the last 50 steps (skipped, non-finite ones left out)."""
+        good = [x for x in getattr(self, "_losses", [])[-50:] if math.isfinite(x)]
+        return round(float(np.mean(good)), 5) if good else None
 
     def _fill(self) -> None:
         S = self.o.streams
@@ -395,6 +410,14 @@ class Trainer:
         u = d.normalise(xb)
         dead = (self.states - self.last_fired) > self.dead_after
         loss, main, idx = sparse_step(d, u, dead, self.o.aux)
+        if not bool(torch.isfinite(loss)):
+            self.bad_steps += 1
+            if self.bad_steps >= MAX_BAD_STEPS:
+                raise CharlstmError(f"dictionary training diverged: {MAX_BAD_STEPS} batches in a row gave a non-finite "
+                                    "loss; try a lower --lr (or --kind h: an LSTM's c can grow without bound)")
+            self.states += len(xb)
+            return math.nan
+        self.bad_steps = 0
         for g in self.optim.param_groups:
             g["lr"] = lr_at(self.progress(), self.step, self.o.lr)
         with torch.no_grad():
