@@ -15,8 +15,10 @@ Prints a Markdown table and the two counts.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -39,7 +41,12 @@ def main() -> int:
     ap.add_argument("--kinds", default="h,c", help="unit kinds to compare with (all: every state and gate)")
     ap.add_argument("--binary", type=float, default=0.95)
     ap.add_argument("--continuous", type=float, default=0.8)
+    ap.add_argument("--units-cache", type=Path, help="a JSON file keeping the units' best scores between runs "
+                                                      "(they do not depend on the dictionary)")
     a = ap.parse_args()
+    cache = json.loads(a.units_cache.read_text()) if a.units_cache and a.units_cache.exists() else {}
+    tag = f"{a.run}|{a.split}|{a.chars}|{a.kinds}"
+    units = cache.get(tag, {})
     t0 = time.time()
     m = load(a.run)
     path = resolve_run(a.run)
@@ -59,13 +66,19 @@ def main() -> int:
         if y.max() == y.min():
             continue
         kind = feat.kind if feat.kind != "auto" else infer_kind(y)
-        u = rank_units(tr.arrays, y, kind=kind, top=1)[0]
+        if name not in units:
+            best = rank_units(tr.arrays, y, kind=kind, top=1)[0]
+            units[name] = [best.name, best.score]
+        u_name, u_score = units[name]
         f = rank_sparse(d.key, vals, idx, d.size, y, kind=kind, top=1)[0]
         bar = a.binary if kind == "binary" else a.continuous
-        won["unit"] += u.score >= bar
+        won["unit"] += u_score >= bar
         won["dict"] += f.score >= bar
         mark = lambda s: f"**{s:.3f}**" if s >= bar else f"{s:.3f}"  # noqa: E731
-        print(f"| {name} | {kind} | {u.name} | {mark(u.score)} | {f.name} | {mark(f.score)} |", flush=True)
+        print(f"| {name} | {kind} | {u_name} | {mark(u_score)} | {f.name} | {mark(f.score)} |", flush=True)
+    if a.units_cache:
+        cache[tag] = units
+        a.units_cache.write_text(json.dumps(cache, indent=1))
     print(f"\nmatched (AUROC-score >= {a.binary}, |r| >= {a.continuous}): by a single unit {won['unit']}, "
           f"by a dictionary feature {won['dict']} ({time.time() - t0:.0f} s)")
     return 0

@@ -32,6 +32,9 @@ from charlstm.neurons import compute, rank_units
 from charlstm.trace import trace_ids
 
 VARIABLE = {"counting": "count:a-b", "selective-counting": "count:a-b", "remember": "regex:A[xY]*"}
+#: Where the variable is scored (as in the experiment): the remember task's memory from the first
+#: letter through the x's to the Y; everywhere for the others.
+SPAN = {"remember": "regex:[AB][xY]*"}
 
 
 def main() -> int:
@@ -57,9 +60,11 @@ def main() -> int:
     tr = trace_ids(m.module, m.vocab, ids, kinds=["h", "c"])
     symbols = step_symbols(m.vocab, ids)
     values = compute(feature, symbols)
+    mask = compute(SPAN[a.task], symbols) > 0 if a.task in SPAN else None
     states = tr.arrays[f"layer0.{a.kind}"]
-    unit = rank_units({f"layer0.{a.kind}": states}, values, top=1)[0]
-    print(f"task {a.task}, variable {feature}; best single unit {unit.name}: {unit.score:.3f}", flush=True)
+    unit = rank_units({f"layer0.{a.kind}": states}, values, top=1, mask=mask)[0]
+    where = f" on {SPAN[a.task]}" if a.task in SPAN else ""
+    print(f"task {a.task}, variable {feature}{where}; best single unit {unit.name}: {unit.score:.3f}", flush=True)
     print("| code | size | k | seed | var. explained | bpc -> spliced | alive | best feature | next two |")
     print("|---|---|---|---|---|---|---|---|---|")
     d = None
@@ -73,7 +78,7 @@ def main() -> int:
                     res, fid = session.train(run, o, force=True)
                     d = res.dictionary
                     acts = d.activations(states)
-                    ranked = rank_units({"dict": acts}, values, top=3)
+                    ranked = rank_units({"dict": acts}, values, top=3, mask=mask)
                     alive = int((np.abs(acts).max(0) > 0).sum())
                     print(f"| {code} | {size} | {k} | {seed} | {fid['variance_explained']:.4f} | {fid['bpc']:.3f} -> "
                           f"{fid['spliced_bpc']:.3f} | {alive} | {ranked[0].name} {ranked[0].score:.3f} | "

@@ -149,7 +149,7 @@ def _identity(model, layer=1, kind="c") -> Dictionary:
 def test_fidelity_of_a_perfect_and_of_a_poor_dictionary(drun):
     m = load(drun)
     val = m.split("val")
-    f = fidelity.measure(m.module, _identity(m.module), val, chars=200, streams=4)
+    f = fidelity.measure(m.module, _identity(m.module), val, chars=200, streams=4, warmup=0)
     assert f["variance_explained"] == pytest.approx(1.0, abs=1e-6) and f["dead"] == 0
     assert f["spliced_bpc"] == pytest.approx(f["bpc"], abs=1e-5) and f["l0"] <= 8
     # the clean run is the model's own: the same pieces read with model.read give the same bits
@@ -163,6 +163,8 @@ def test_fidelity_of_a_perfect_and_of_a_poor_dictionary(drun):
         bits -= float(lp.gather(1, x[0, 1:, None]).sum()) / np.log(2)
         scored += n - 1
     assert f["bpc"] == pytest.approx(bits / scored, abs=1e-4) and f["scored"] == scored
+    warm = fidelity.measure(m.module, _identity(m.module), val, chars=200, streams=4, warmup=5)
+    assert warm["warmup"] == 5 and warm["scored"] == scored - 5 * len(offsets)
     poor = _random_dictionary(H=8, F=4, k=1, layer=1, kind="c", seed=3)
     g = fidelity.measure(m.module, poor, val, chars=200, streams=4)
     assert g["variance_explained"] < 0.9 and g["spliced_bpc"] != pytest.approx(g["bpc"], abs=1e-3)

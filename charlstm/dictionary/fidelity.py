@@ -12,10 +12,12 @@ from the model's starting state (charlstm.dictionary.states). Two runs over the 
   (charlstm.dictionary.steer.Splice), so the reconstruction feeds the next step and the layers
   above: the spliced bpc.
 
-Both bpc count the same predictions (every character of a piece after its first). Cutting the text
-into pieces starts each from nothing, so the clean bpc here is a little above the model's exact
-validation bpc (`charlstm eval`, which reads the whole split in one stream); the two runs share the
-pieces, so their difference is the dictionary's alone.
+Both runs read each piece from its start, but the first `warmup` characters of a piece (256, or a
+quarter of a piece if that is less) are left out of every number: a piece starts from nothing, and
+a code model needs a few hundred characters to be itself again. Both bpc count the same predictions;
+the clean one is still a little above the model's exact validation bpc (`charlstm eval`, which
+reads the whole split in one stream), and the two runs share the pieces, so their difference is the
+dictionary's alone.
 
 Owns: `measure` and how a result reads. Does not know: files or the command line.
 """
@@ -39,9 +41,9 @@ CHUNK = 256  # steps per stream read at once (bounds memory to CHUNK x S x H)
 
 @torch.no_grad()
 def measure(model, d: Dictionary, ids: np.ndarray, chars: int = 100_000, streams: int = 64,
-            split: str = "val") -> dict[str, Any]:
+            split: str = "val", warmup: int = 256) -> dict[str, Any]:
     """Fidelity of dictionary d on ids [T] (the first `chars`) -> a dict for dictionary.json:
-    chars, scored, streams, split, variance_explained, l0, dead, dense, dense_threshold, bpc,
+    chars, warmup, scored, streams, split, variance_explained, l0, dead, dense, dense_threshold, bpc,
     spliced_bpc, delta_bpc, seconds, and freq (per-feature firing frequency, float32 [F], not for JSON)."""
     t0 = time.perf_counter()
     n = min(int(chars), len(ids))
@@ -50,6 +52,7 @@ def measure(model, d: Dictionary, ids: np.ndarray, chars: int = 100_000, streams
     if m < 2:
         raise CharlstmError(f"the held-out text has {n} characters: too few to measure a dictionary")
     S = len(offsets)
+    w = min(int(warmup), m // 4)
     text = np.stack([np.asarray(ids[o:o + m], dtype=np.int64) for o in offsets])  # [S, m]
     clean = StateStream(model, text.reshape(-1), d.layer, d.kind, streams=S, offsets=np.arange(S) * m)
     spliced = StateStream(model, text.reshape(-1), d.layer, d.kind, streams=S, offsets=np.arange(S) * m,
@@ -65,6 +68,11 @@ def measure(model, d: Dictionary, ids: np.ndarray, chars: int = 100_000, streams
         c = min(CHUNK, m - a)
         states, _, lp = clean.run(c, logits=True)
         _, _, lp2 = spliced.run(c, logits=True)
+        skip = max(0, w - a)  # steps of this chunk still in the warm-up
+        if skip >= c:
+            continue
+        states, lp, lp2 = states[skip:], lp[skip:], lp2[skip:]
+        a, c = a + skip, c - skip
         x = states.reshape(-1, H)
         vals, idx = d.encode(x)
         xhat = d.decode(vals, idx)
@@ -82,11 +90,11 @@ def measure(model, d: Dictionary, ids: np.ndarray, chars: int = 100_000, streams
             for name, l in (("clean", lp), ("spliced", lp2)):
                 bits[name] -= float(l[:last].gather(2, tgt[..., None]).sum()) / math.log(2)
             scored += last * S
-    N = S * m
+    N = S * (m - w)
     sst = sxx - float((sx ** 2).sum()) / N
     freq = (fired.double() / N).float()
     bpc, sbpc = bits["clean"] / scored, bits["spliced"] / scored
-    return {"split": split, "chars": N, "scored": scored, "streams": S,
+    return {"split": split, "chars": S * m, "warmup": w, "scored": scored, "streams": S,
             "variance_explained": round(1 - sse / sst, 5) if sst > 0 else None,
             "l0": round(active / N, 3), "dead": int((fired == 0).sum()), "dense": int((freq > DENSE).sum()),
             "dense_threshold": DENSE, "bpc": round(bpc, 5), "spliced_bpc": round(sbpc, 5),
@@ -114,7 +122,8 @@ def describe(f: dict[str, Any] | None, size: int | None = None) -> list[str]:
         return ["fidelity: not measured yet (`charlstm dictionary info RUN --name NAME --measure` measures it)"]
     ve = f.get("variance_explained")
     of = f" of {size:,}" if size else ""
-    return [f"fidelity on {f['chars']:,} characters of the {f['split']} split ({f['streams']} streams):",
+    warm = f", the first {f['warmup']} of each left out" if f.get("warmup") else ""
+    return [f"fidelity on {f['chars']:,} characters of the {f['split']} split ({f['streams']} pieces{warm}):",
             f"  variance explained {ve:.4f}" if ve is not None else "  variance explained: n/a (constant states)",
             f"  active features per state (L0) {f['l0']:.2f}; dead {f['dead']:,}{of} (never active); "
             f"dense {f['dense']:,} (active on > {100 * f['dense_threshold']:.0f}% of states)",
