@@ -17,7 +17,8 @@ quarter of a piece if that is less) are left out of every number: a piece starts
 a code model needs a few hundred characters to be itself again. Both bpc count the same predictions;
 the clean one is still a little above the model's exact validation bpc (`charlstm eval`, which
 reads the whole split in one stream), and the two runs share the pieces, so their difference is the
-dictionary's alone.
+dictionary's alone. A spliced run whose numbers overflow (the reconstruction, fed back, growing
+without bound: seen with dictionaries of an LSTM's c) is reported as diverged, with no spliced bpc.
 
 Owns: `measure` and how a result reads. Does not know: files or the command line.
 """
@@ -94,11 +95,12 @@ def measure(model, d: Dictionary, ids: np.ndarray, chars: int = 100_000, streams
     sst = sxx - float((sx ** 2).sum()) / N
     freq = (fired.double() / N).float()
     bpc, sbpc = bits["clean"] / scored, bits["spliced"] / scored
+    diverged = not math.isfinite(sbpc)  # the reconstruction fed back until the numbers overflowed
     return {"split": split, "chars": S * m, "warmup": w, "scored": scored, "streams": S,
             "variance_explained": round(1 - sse / sst, 5) if sst > 0 else None,
             "l0": round(active / N, 3), "dead": int((fired == 0).sum()), "dense": int((freq > DENSE).sum()),
-            "dense_threshold": DENSE, "bpc": round(bpc, 5), "spliced_bpc": round(sbpc, 5),
-            "delta_bpc": round(sbpc - bpc, 5), "seconds": round(time.perf_counter() - t0, 1), "freq": freq.numpy()}
+            "dense_threshold": DENSE, "bpc": round(bpc, 5), "spliced_bpc": None if diverged else round(sbpc, 5),
+            "delta_bpc": None if diverged else round(sbpc - bpc, 5), "diverged": diverged, "seconds": round(time.perf_counter() - t0, 1), "freq": freq.numpy()}
 
 
 def pieces(ids: np.ndarray, streams: int, reset_id: int | None) -> tuple[np.ndarray, int]:
@@ -128,4 +130,6 @@ def describe(f: dict[str, Any] | None, size: int | None = None) -> list[str]:
             f"  active features per state (L0) {f['l0']:.2f}; dead {f['dead']:,}{of} (never active); "
             f"dense {f['dense']:,} (active on > {100 * f['dense_threshold']:.0f}% of states)",
             f"  bpc {f['bpc']:.4f} -> spliced {f['spliced_bpc']:.4f} ({f['delta_bpc']:+.4f}) with the reconstruction "
-            "in place of the state at every step"]
+            "in place of the state at every step" if f.get("spliced_bpc") is not None else
+            f"  bpc {f['bpc']:.4f}; the spliced run diverged (fed back, the reconstruction grew until the numbers "
+            "overflowed)"]
