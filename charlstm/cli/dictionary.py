@@ -32,7 +32,7 @@ def dictionary_group() -> None:
 @click.option("--layer", type=int, help="Layer whose states to read [default: the top layer].")
 @click.option("--kind", type=click.Choice(["h", "c"]), help="Hidden state h or (LSTMs) cell state c [default: h].")
 @click.option("--size", type=int, help="Number of features [default: 8 per unit].")
-@click.option("--k", "k", type=int, help="Active features per state [default: min(32, units / 4)].")
+@click.option("--k", "k", type=int, help="Active features per state [default: units / 4].")
 @click.option("--code", type=click.Choice(["relu", "signed"]), default="relu", show_default=True,
               help="relu: non-negative activations (TopK + ReLU); signed: the k largest |pre-activations|, sign kept.")
 @click.option("--split", type=click.Choice(["train", "val", "test"]), default="train", show_default=True,
@@ -41,7 +41,7 @@ def dictionary_group() -> None:
                                         "unless --time-budget is given].")
 @click.option("--time-budget", metavar="DURATION", help="Stop after this much training time (90s, 10m, 1h).")
 @click.option("--batch", type=int, default=1024, show_default=True, help="States per step.")
-@click.option("--lr", type=float, default=1e-3, show_default=True, help="Adam learning rate.")
+@click.option("--lr", type=float, default=3e-3, show_default=True, help="Adam learning rate.")
 @click.option("--streams", type=int, default=64, show_default=True, help="Parallel readers of the split.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--fidelity-chars", type=int, default=100_000, show_default=True,

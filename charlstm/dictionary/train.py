@@ -56,7 +56,7 @@ DECAY_FRACTION = 0.2
 class TrainOptions:
     """How to train a dictionary. None means the default for the model: the top layer; h (what the
     layer above and the head read; bounded, where an LSTM's c can grow without bound along running
-    text); 8 features per unit; k = min(32, max(1, H // 4))."""
+    text); 8 features per unit; k = H // 4 (at least 1)."""
 
     name: str | None = None
     layer: int | None = None
@@ -68,7 +68,7 @@ class TrainOptions:
     chars: int | None = 2_000_000
     time_budget: float | None = None
     batch: int = 1024
-    lr: float = 1e-3
+    lr: float = 3e-3
     streams: int = 64
     buffer: int = 32768
     warmup: int = 64
@@ -83,7 +83,7 @@ class TrainOptions:
         kind = self.kind or "h"
         o = dataclasses.replace(self, layer=cfg.num_layers - 1 if self.layer is None else self.layer, kind=kind,
                                 size=8 * H if self.size is None else self.size,
-                                k=min(32, max(1, H // 4)) if self.k is None else self.k)
+                                k=max(1, H // 4) if self.k is None else self.k)
         o.name = o.name or f"layer{o.layer}.{o.kind}-{o.size}"
         if not 0 <= o.layer < cfg.num_layers:
             raise CharlstmError(f"--layer {o.layer} does not exist; the model has layers 0..{cfg.num_layers - 1}")
