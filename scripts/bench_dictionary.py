@@ -17,7 +17,8 @@ import torch
 from charlstm.config import ModelConfig
 from charlstm.dictionary.model import Dictionary
 from charlstm.dictionary.states import StateStream
-from charlstm.dictionary.train import _adam, sparse_step, sparse_step_slow
+from charlstm.dictionary.step import sparse_step, sparse_step_slow
+from charlstm.dictionary.train import _adam
 from charlstm.model import CharRNN
 
 

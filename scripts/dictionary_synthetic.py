@@ -15,7 +15,6 @@ Prints one Markdown table row per dictionary (the numbers in docs/experiments.md
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path

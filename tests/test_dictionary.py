@@ -16,7 +16,8 @@ from charlstm.api import load
 from charlstm.dictionary import Dictionary, FeatureClamp, Splice, fidelity, store, text_activations
 from charlstm.dictionary.dashboard import PageOptions, build, effects
 from charlstm.dictionary.labels import library, scores
-from charlstm.dictionary.train import TrainOptions, sparse_step, sparse_step_slow, train_dictionary
+from charlstm.dictionary.step import sparse_step, sparse_step_slow
+from charlstm.dictionary.train import TrainOptions, train_dictionary
 from charlstm.errors import CharlstmError
 from charlstm.sample.stepper import Stepper
 from helpers import make_data_run
