@@ -293,3 +293,26 @@ def test_a_dictionary_of_the_counting_task_finds_the_count(tmp_path):
     assert best.score >= 0.9, best
     assert fid["variance_explained"] >= 0.99 and fid["delta_bpc"] <= 0.02, fid
     assert rank_units({"layer0.c": states}, count, top=1)[0].score >= 0.9  # the unit the experiment finds
+
+
+def test_ctrl_c_stops_after_the_step_and_saves(drun):
+    import os
+    import signal
+
+    m, opts = _train(drun, size=12, k=2, save_every=0)
+
+    def interrupt(step):
+        if step == 3:
+            os.kill(os.getpid(), signal.SIGINT)  # what Ctrl-C sends; the handler asks for a stop
+        return False
+
+    res = train_dictionary(m.module, m.split("train"), drun, opts, should_stop=interrupt)
+    assert res.status == "interrupted" and res.steps == 4  # the step under way when the signal came finished
+    assert (drun / "dictionaries" / "t" / "last.safetensors").exists()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back
+
+
+def test_a_time_budget_ends_training(drun):
+    m, opts = _train(drun, size=12, k=2, chars=None, time_budget=0.5)
+    res = train_dictionary(m.module, m.split("train"), drun, opts)
+    assert res.status == "done" and res.seconds >= 0.5 and res.states < 10_000_000
