@@ -99,9 +99,14 @@ def test_a_feature_goes_where_a_unit_goes(trained, tmp_path):
     _ok(["trace", trained, "--text", "aaaXbbb<eot>aaXbb", "--show", "dict/a:3", "--html", str(viewer)])
     data = json.loads(re.search(r'id="trace-data">(.*?)</script>', viewer.read_text(), re.S).group(1))
     assert data["select"] == "dict/a:3" and data["dicts"]["dict/a"]["size"] == 16
-    found = _ok(["neurons", "find", trained, "--feature", "char:X", "--split", "val", "--top", "40", "--kinds", "h"]).output
+    page = tmp_path / "find.html"
+    found = _ok(["neurons", "find", trained, "--feature", "char:X", "--split", "val", "--top", "40", "--kinds", "h",
+                 "--html", str(page)]).output
     ranked = [ln.split()[1] for ln in found.splitlines() if ln.strip()[:1].isdigit()]
     assert any(u.startswith("dict/a:") for u in ranked) and any(u.startswith("layer") for u in ranked)
+    data = json.loads(re.search(r'id="trace-data">(.*?)</script>', page.read_text(), re.S).group(1))
+    rows = next(iter(data["scores"].values()))
+    assert "dict/a" in data["dicts"] and any(r[0] == "dict/a" for r in rows)
     only_units = _ok(["neurons", "find", trained, "--feature", "char:X", "--split", "val", "--top", "40", "--dict",
                       "none"]).output
     assert "dict/" not in only_units
