@@ -9,6 +9,7 @@
     m.evaluate(split="val", baseline=True).baseline    # what xz -9e achieves on the same text
     m.generate("def ", adapt=open("mine.py").read())   # samples in the style of mine.py
     m.generate("def ", clamp=["layer1.c:37=1.0"])     # steering: hold a unit while generating
+    m.generate("def ", clamp="dict:12=2.0")           # ... or a feature of the run's dictionary
     t = m.trace("def f(x):\\n")                        # neuron traces (charlstm.trace.trace_ids)
 
 Every text goes through charlstm.inputs (the one rule for <eot>, unknown characters and encodings),
@@ -86,9 +87,28 @@ class Model:
         stops = (stop,) if isinstance(stop, str) else tuple(stop or ())
         opts = SampleOptions(length=length, temperature=temperature, top_k=top_k, top_p=top_p, greedy=greedy,
                              num_samples=num_samples, seed=seed, stop=stops, stop_at_eot=stop_at_eot,
-                             clamp=clamps(clamp, c.cell, c.num_layers, c.hidden_size), clamp_prime=clamp_prime)
+                             clamp=clamps(clamp, c.cell, c.num_layers, c.hidden_size, resolve=self.resolve),
+                             clamp_prime=clamp_prime)
         opts.validate()
         return opts
+
+    def resolve(self, spec):
+        """A dictionary feature spec (charlstm.units.DictUnit "dict:12", DictClamp "dict:12=2.0") ->
+        what acts on this model (charlstm.dictionary.resolve: the run's dictionary, checked against
+        these weights)."""
+        from charlstm.dictionary import resolve
+        from charlstm.runs import resolve_run
+
+        if self.path is None:
+            raise CharlstmError(f"'{spec}' needs the run's dictionaries, and this model has no run folder")
+        return resolve(resolve_run(self.path), spec, self.module)
+
+    def dictionaries(self) -> list:
+        """The run's dictionaries trained on these weights (charlstm.dictionary.load_all)."""
+        from charlstm.dictionary import load_all
+        from charlstm.runs import resolve_run
+
+        return [] if self.path is None else load_all(resolve_run(self.path), self.module)
 
     def generate_full(self, prime: str = "", *, unknown: str = "error", on_text: Callable[[str], None] | None = None,
                       threads: int | None | str = "auto", adapt: str | None = None,
@@ -113,7 +133,8 @@ class Model:
         and top_p in (0, 1] filter the distribution; greedy takes the most likely symbol. seed: the
         same seed gives the same text. stop: a string or strings; a sample ends after writing one
         (it is kept). stop_at_eot: end a sample at <eot> (records/tweets). clamp: steering, e.g.
-        "layer1.c:37=1.0" or {"layer1.c:37": 1.0} (layers count from 0); held on every step that
+        "layer1.c:37=1.0" or {"layer1.c:37": 1.0} (layers count from 0), or a dictionary feature's
+        activation "dict:12=2.0" (charlstm.dictionary.steer); held on every step that
         predicts a generated character, and over the whole prime too with clamp_prime=True.
         on_text(piece) receives the text as it is generated (num_samples == 1). adapt: a text to adapt
         the weights to by dynamic evaluation first (see `adapted`; adapt_settings: True for the

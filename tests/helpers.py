@@ -26,3 +26,22 @@ def make_run(root: Path, name: str = "tiny", cell: str = "lstm", text: str = TEX
     write_config(path, mcfg, TrainConfig(), {"name": "synthetic-test", "path": "", "meta": {}}, vocab.to_json())
     save_model(path / BEST, model, {"step": 0, "val_bpc": None})
     return path, model, vocab
+
+
+def make_data_run(root: Path, name: str = "drun", task: str = "counting", num: int = 300, cell: str = "lstm",
+                  hidden: int = 8, layers: int = 2, seed: int = 0) -> tuple[Path, CharRNN, Vocab]:
+    """An untrained run folder at root/name whose dataset (a synthetic task written with
+    charlstm.corpora.synthetic under $CHARLSTM_DATA) has train and val splits, for commands that read
+    a split."""
+    from charlstm.corpora.synthetic import write_synthetic
+
+    ds = write_synthetic(task, f"{name}-data", num=num, seed=seed)
+    torch.manual_seed(seed)
+    vocab = ds.vocab
+    mcfg = ModelConfig(cell=cell, vocab_size=vocab.size, embed_dim=8, hidden_size=hidden, num_layers=layers,
+                       reset_id=vocab.eot_id)
+    model = CharRNN(mcfg).eval()
+    path = Path(root) / name
+    write_config(path, mcfg, TrainConfig(), {"name": ds.name, "path": str(ds.path), "meta": ds.meta}, vocab.to_json())
+    save_model(path / BEST, model, {"step": 0, "val_bpc": None})
+    return path, model, vocab

@@ -55,6 +55,37 @@ def counter_run(tmp_path, hidden: int = 6):
     return path, m, ds
 
 
+def hand_dictionary(hidden: int = 6):
+    """A signed dictionary of the counter's cell state with every feature always active (k = size):
+    feature 1 reads the counting unit c:0, features 0 and 2 read the random units c:1 and c:2."""
+    from charlstm.dictionary import Dictionary
+
+    d = Dictionary(hidden, 3, 3, code="signed", layer=0, kind="c", name="hand")
+    with torch.no_grad():
+        rows = torch.eye(hidden)[[1, 0, 2]]
+        d.W_enc.copy_(rows)
+        d.W_dec.copy_(rows)
+    return d.eval()
+
+
+def test_the_atlas_ranks_dictionary_features_like_units(tmp_path):
+    path, m, ds = counter_run(tmp_path)
+    cfg = json.loads((path / "config.json").read_text())
+    inp = read_input(ds.vocab, cfg, split="val", limit=1500)
+    atlas = build_atlas(m, ds.vocab, inp, cfg, run="counter", dictionaries=[hand_dictionary()], controls=99,
+                        untrained=0, probe=False, ngram=0, top=0)
+    f = atlas.feature("count:a-b")
+    [d] = f.dictionary
+    assert d["unit"] == "dict/hand:1" and d["dictionary"] == "hand" and d["kind"] == "c" and d["size"] == 3
+    # the feature is the counting unit itself, so it scores as the unit does, on both parts
+    assert d["score"] == pytest.approx(f.best.score, abs=1e-6) and d["heldout"] == pytest.approx(f.best.heldout, abs=1e-6)
+    assert d["holds_up"] and d["chance_p"] == pytest.approx(1 / 100) and d["found"]
+    assert atlas.settings["dictionaries"] == ["hand"] and "dictionaries" in atlas.seconds
+    assert json.loads(json.dumps(atlas.to_json()))["features"][0]["dictionary"][0]["unit"] == "dict/hand:1"
+    row = next(ln for ln in format_summary(atlas).splitlines() if ln.startswith("count:a-b") and "dict/hand:1" in ln)
+    assert row.rstrip().endswith("found") and "layer0.c:0" in row
+
+
 def test_the_atlas_finds_a_counter_and_checks_it(tmp_path):
     path, m, ds = counter_run(tmp_path)
     cfg = json.loads((path / "config.json").read_text())

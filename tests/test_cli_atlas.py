@@ -7,7 +7,7 @@ import json
 from click.testing import CliRunner
 
 from charlstm.cli import main
-from test_atlas import counter_run
+from test_atlas import counter_run, hand_dictionary
 from helpers import make_run
 
 
@@ -25,7 +25,12 @@ def _error(args: list[str], match: str) -> str:
 
 
 def test_atlas_prints_the_summary_and_writes_the_report_and_json(tmp_path, one_thread):
-    path, _, _ = counter_run(tmp_path)
+    from charlstm.dictionary import store
+
+    path, m, _ = counter_run(tmp_path)
+    where = store.folder(path, "hand")
+    where.mkdir(parents=True)
+    store.save(where, hand_dictionary(), {"model_sha256": store.model_sha256(m)})
     html, js, pics = tmp_path / "out" / "atlas.html", tmp_path / "out" / "atlas.json", tmp_path / "pics"
     res = _run(["atlas", str(path), "--limit", "800", "--controls", "99", "--untrained", "2", "--ngram", "3",
                 "--html", str(html), "--json", str(js), "--pictures", str(pics)])
@@ -44,6 +49,9 @@ def test_atlas_prints_the_summary_and_writes_the_report_and_json(tmp_path, one_t
     page = html.read_text()
     assert page.startswith("<!doctype html>") and "layer0.c:0" in page and "http://" not in page.replace(
         "http://www.w3.org/2000/svg", "")
+    assert f["dictionary"][0]["unit"] == "dict/hand:1" and f["dictionary"][0]["found"]
+    assert "<h2>Dictionary features</h2>" in page and "dict/hand:1" in page
+    assert any(ln.startswith("count:a-b") and "dict/hand:1" in ln for ln in lines)
     assert sorted(p.name for p in pics.iterdir()) == ["errors.png", "feature-count-a-b.png", "gate-saturation.png"]
 
 

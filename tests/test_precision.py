@@ -3,8 +3,6 @@ CPU without bf16 hardware; a run stores the precision it chose; autosize times c
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
 
 import pytest
 import torch

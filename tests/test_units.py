@@ -85,3 +85,46 @@ def test_gate_saturation_on_known_arrays():
     h = np.array([[0.95, 0.0], [-0.99, 0.5]], dtype=np.float32)
     assert saturated_fraction(h, "h").tolist() == [1.0, 0.0]
     assert saturated_fraction(np.array([[3.0], [0.1]]), "c").tolist() == [0.5]
+
+
+def test_dictionary_features_share_the_spec_syntax():
+    from charlstm.units import DictClamp, DictUnit, dict_key, is_dict_key, parse_dict_key
+
+    assert parse_unit("dict:12") == DictUnit(None, 12) and str(parse_unit(" dict/layer0.c-64 : 3 ")) == "dict/layer0.c-64:3"
+    assert parse_clamp("dict:12=2") == DictClamp(None, 12, 2.0) and parse_clamp("dict/a:1", default=0.0).value == 0.0
+    assert str(DictClamp("a", 1, -0.5)) == "dict/a:1=-0.5" and DictUnit("a", 1).key == "dict/a"
+    assert dict_key(None) == "dict" and parse_dict_key("dict/x") == "x" and parse_dict_key("layer0.c") is False
+    assert is_dict_key("dict:3") and not is_dict_key("layer0.c:3") and kind_of("dict/x:3") == "dict"
+    assert not is_gate("dict:3")
+    for bad, msg in (("dict:x", "cannot read unit"), ("dict/:3", "cannot read unit"), ("dict:3=1", "for clamps")):
+        with pytest.raises(CharlstmError, match=msg):
+            parse_unit(bad)
+    with pytest.raises(CharlstmError, match="missing value in clamp 'dict:3'; .* like dict:12=2.0"):
+        parse_clamp("dict:3")
+    with pytest.raises(CharlstmError, match="finite"):
+        parse_clamp("dict:3=inf")
+    with pytest.raises(CharlstmError, match="names a dictionary feature"):
+        check_unit(DictUnit(None, 3), "lstm", 2, 16)
+
+
+def test_clamps_resolve_dictionary_features_into_state_edits():
+    from charlstm.units import DictClamp, is_edit
+
+    class Edit:
+        def __init__(self, layer, kind, size):
+            self.layer, self.kind, self.size = layer, kind, size
+
+        def apply(self, t):
+            pass
+
+    got = clamps(["layer1.h:3=5", "dict:2=1.5"], "lstm", 2, 16, resolve=lambda dc: Edit(1, "c", 16))
+    assert got[0] == Clamp(1, "h", 3, 5.0) and is_edit(got[1])
+    with pytest.raises(CharlstmError, match="cannot read dictionaries"):
+        clamps("dict:2=1.5", "lstm", 2, 16)
+    with pytest.raises(CharlstmError, match="acts on 8 units but the model's layers have 16"):
+        clamps("dict:2=1.5", "lstm", 2, 16, resolve=lambda dc: Edit(1, "c", 8))
+    with pytest.raises(CharlstmError, match="only the states"):
+        check_unit(Edit(0, "f", 16), "lstm", 2, 16)
+    with pytest.raises(CharlstmError, match="gru cell has no kind 'c'"):
+        check_unit(Edit(0, "c", 16), "gru", 2, 16)
+    assert isinstance(DictClamp(None, 1, 1.0), DictClamp)

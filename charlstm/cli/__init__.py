@@ -1,5 +1,6 @@
 """The `charlstm` command line: a thin Click group. Each command family lives in its own module
-(data, train, sample, trace, neurons, atlas, export, bench) exporting `COMMANDS`; this file only assembles them and
+(data, train, sample, trace, neurons, atlas, dictionary, export, bench) exporting `COMMANDS`; this file only
+assembles them and
 turns CharlstmError (and an OS error such as a full disk) into one clear line with exit status 1,
 never a traceback.
 
@@ -53,7 +54,7 @@ def main() -> None:
 def _register() -> None:
     import importlib
 
-    for mod in ("data", "train", "sample", "trace", "neurons", "atlas", "export", "bench"):
+    for mod in ("data", "train", "sample", "trace", "neurons", "atlas", "dictionary", "export", "bench"):
         m = importlib.import_module(f"charlstm.cli.{mod}")
         for cmd in getattr(m, "COMMANDS", []):
             main.add_command(cmd)

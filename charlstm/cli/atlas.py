@@ -9,7 +9,6 @@ from pathlib import Path
 import click
 
 from charlstm.cli.common import quiet_option
-from charlstm.errors import CharlstmError
 from charlstm.fileio import atomic_write_json, check_output
 
 
@@ -23,6 +22,8 @@ from charlstm.fileio import atomic_write_json, check_output
 @click.option("--feature", "-f", "features", multiple=True, metavar="NAME",
               help="Also look for this feature (repeatable): any name `charlstm neurons features` lists, count:a-b, "
                    "next:X, regex:PATTERN, module:function.")
+@click.option("--dict", "dictionaries", default="all", show_default=True, metavar="all|none|NAME,...",
+              help="Also rank the features of the run's dictionaries (charlstm dictionary) trained on these weights.")
 @click.option("--html", "html_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the report: one self-contained HTML page.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), help="Write every number as JSON.")
@@ -47,7 +48,7 @@ from charlstm.fileio import atomic_write_json, check_output
 @click.option("--checkpoint", default="best", show_default=True,
               help="best (model.safetensors), last, or a .safetensors path.")
 @quiet_option
-def atlas_cmd(run: str, split, file_, text, limit: int, features: tuple[str, ...], html_path: Path | None,
+def atlas_cmd(run: str, split, file_, text, limit: int, features: tuple[str, ...], dictionaries: str, html_path: Path | None,
               json_path: Path | None, pictures: Path | None, controls: int, untrained: int, top: int, ablate_limit: int,
               ngram: int,
               no_probe: bool, seed: int, unknown: str, checkpoint: str, quiet: bool) -> None:
@@ -87,7 +88,11 @@ def atlas_cmd(run: str, split, file_, text, limit: int, features: tuple[str, ...
     from charlstm.neurons.atlas import build_atlas
     from charlstm.neurons.atlas.report import format_summary, write_report
 
+    from charlstm.dictionary import load_all
+    from charlstm.runs import resolve_run
+
     model = load(run, checkpoint=checkpoint)
+    dicts = load_all(resolve_run(run), model.module, dictionaries)
     inp = read_input(model.vocab, model.config, text=text, file=file_, split=split, limit=limit, unknown=unknown,
                      min_len=20, what="map")
     start = time.monotonic()
@@ -96,7 +101,7 @@ def atlas_cmd(run: str, split, file_, text, limit: int, features: tuple[str, ...
         if not quiet:
             print(f"[{time.monotonic() - start:6.1f}s] {msg}", file=sys.stderr, flush=True)
 
-    atlas = build_atlas(model.module, model.vocab, inp, model.config, run=run, features=features, top=top,
+    atlas = build_atlas(model.module, model.vocab, inp, model.config, run=run, features=features, dictionaries=dicts, top=top,
                         controls=controls, untrained=untrained, probe=not no_probe, ngram=ngram,
                         ablate_chars=ablate_limit, seed=seed, log=log)
     click.echo(format_summary(atlas))

@@ -29,15 +29,19 @@ def _input_options(f):
     return f
 
 
-def _load(run: str, checkpoint: str, text, file_, split, limit, unknown):
-    """The model (charlstm.load) and what it reads (charlstm.inputs), at least 2 characters."""
+def _load(run: str, checkpoint: str, text, file_, split, limit, unknown, dictionaries: str | None = None):
+    """The model (charlstm.load), what it reads (charlstm.inputs), at least 2 characters, and with
+    dictionaries ("all", "none" or names) the run's dictionaries trained on these weights."""
     from charlstm.api import load
+    from charlstm.dictionary import load_all
     from charlstm.inputs import read_input
+    from charlstm.runs import resolve_run
 
     model = load(run, checkpoint=checkpoint)
     inp = read_input(model.vocab, model.config, text=text, file=file_, split=split, limit=limit, unknown=unknown,
                      min_len=2, what="analyse")
-    return model.module, model.vocab, inp
+    dicts = load_all(resolve_run(run), model.module, dictionaries) if dictionaries else []
+    return model.module, model.vocab, inp, dicts
 
 
 @click.group("neurons")
@@ -72,6 +76,8 @@ def features_cmd() -> None:
 @click.option("--top", type=click.IntRange(min=1), default=10, show_default=True, help="How many units to list.")
 @click.option("--layers", help="Only these layers, e.g. 0,2 (default: all).")
 @click.option("--kinds", help="Only these kinds, e.g. h,c (default: every state and gate).")
+@click.option("--dict", "dictionaries", default="all", show_default=True, metavar="all|none|NAME,...",
+              help="Also rank the features of the run's dictionaries (those on the layers and kinds searched).")
 @click.option("--probe", type=click.Choice(["l1"]), help="Also fit a sparse L1 probe and list the few units it needs.")
 @click.option("--max-units", type=click.IntRange(min=1), default=5, show_default=True,
               help="At most this many units in the probe.")
@@ -83,12 +89,14 @@ def features_cmd() -> None:
               help="Draw the best unit over the start of the text as a small PNG (needs matplotlib).")
 @quiet_option
 def find_cmd(run: str, feature: str | None, regex: str | None, text, file_, split, limit, unknown, checkpoint,
-             top: int, layers: str | None, kinds: str | None, probe: str | None, max_units: int,
+             top: int, layers: str | None, kinds: str | None, dictionaries: str, probe: str | None, max_units: int,
              html_path: Path | None, json_path: Path | None, png_path: Path | None, quiet: bool) -> None:
     """Rank every unit of RUN (each layer's h, c and gates) by how well it tracks a feature.
 
     Continuous features are ranked by |Pearson r|, binary ones by AUROC (shown as max(AUROC,
     1 - AUROC), so a unit that is low on the feature ranks as high as one that is high on it).
+    The features of the run's dictionaries (`charlstm dictionary`) are ranked with the units, as
+    dict:12 (or dict/NAME:12).
 
     \b
     Examples:
@@ -109,9 +117,9 @@ def find_cmd(run: str, feature: str | None, regex: str | None, text, file_, spli
     for path, what in ((html_path, "--html"), (json_path, "--json"), (png_path, "--png")):
         if path is not None:
             check_output(path, what)
-    model, vocab, inp = _load(run, checkpoint, text, file_, split, limit, unknown)
+    model, vocab, inp, dicts = _load(run, checkpoint, text, file_, split, limit, unknown, dictionaries)
     result = find_units(model, vocab, inp, feature, top=top, layers=layers, kinds=kinds, probe=probe == "l1",
-                        max_units=max_units)
+                        max_units=max_units, dictionaries=dicts)
     click.echo(format_find(result))
     if html_path is not None:
         find_html(result, html_path)
@@ -164,12 +172,15 @@ def ablate_cmd(run: str, unit: str, feature: str, text, file_, split, limit, unk
     """
     from charlstm.inputs import check_one_source
     from charlstm.neurons import ablate, format_ablation, get_feature
-    from charlstm.units import Clamp, parse_unit
+    from charlstm.units import Clamp, Unit, parse_unit
 
     get_feature(feature)
     u = parse_unit(unit)  # bad syntax fails before the model is loaded
+    if not isinstance(u, Unit):
+        raise CharlstmError(f"--unit {unit}: ablate holds units; to remove a dictionary feature while generating, "
+                            f"use `charlstm sample RUN --clamp {unit}=0`")
     check_one_source(text, file_, split)
-    model, vocab, inp = _load(run, checkpoint, text, file_, split, limit, unknown)
+    model, vocab, inp, _ = _load(run, checkpoint, text, file_, split, limit, unknown)
     click.echo(format_ablation(ablate(model, vocab, inp, Clamp(u.layer, u.kind, u.unit, 0.0), feature, mode=mode,
                                       value=value)))
 

@@ -75,7 +75,8 @@ def _header(i: int, n: int, reason: str) -> str:
 @click.option("--unknown", type=UNKNOWN, default="error", show_default=True,
               help="Prime characters the model does not know: error, skip them, or replace with <unk>.")
 @click.option("--clamp", multiple=True, metavar="LAYER.KIND:UNIT=VALUE",
-              help="Hold a unit at a value while generating, e.g. layer1.c:37=1.0 (layers from 0; repeatable).")
+              help="Hold a unit at a value while generating, e.g. layer1.c:37=1.0 (layers from 0; repeatable), or a "
+                   "dictionary feature's activation, e.g. dict:12=2.0 (dict/NAME:12=2.0 with several dictionaries).")
 @click.option("--clamp-prime", is_flag=True, help="Clamp while reading the prime too.")
 @click.option("--adapt", "adapt_file", type=click.Path(dir_okay=False, allow_dash=True), default=None,
               help="Adapt the weights to this file by dynamic evaluation first, so samples continue in its "

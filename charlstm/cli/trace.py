@@ -34,7 +34,8 @@ def _size(path: Path) -> str:
 @click.option("--html", "html_out", metavar="FILE", help="Write the self-contained HTML viewer.")
 @click.option("--html-chars", type=int, default=20000, show_default=True, metavar="N",
               help="Characters embedded in the viewer (at most ~16M values in all).")
-@click.option("--show", metavar="layer1.c:37", help="Print the text coloured by one unit (ANSI colours; NO_COLOR prints a table).")
+@click.option("--show", metavar="layer1.c:37", help="Print the text coloured by one unit, or by a dictionary feature "
+              "(dict:12, dict/NAME:12; selected in --html too) (ANSI colours; NO_COLOR prints a table).")
 @click.option("--gate-stats", is_flag=True, help="Print gate saturation (fraction of time < 0.1 / > 0.9) per layer and gate.")
 @click.option("--gate-plot", metavar="FILE.png", help="Write the gate saturation scatter plot (needs matplotlib).")
 @click.option("--checkpoint", default="best", show_default=True, metavar="best|last|FILE", help="Which weights.")
@@ -53,25 +54,32 @@ def trace_cmd(run, text, file_, split, limit, layers, kinds, dtype, output, fmt,
     Examples:
       charlstm trace demo --split val --limit 3000 --html out/trace.html -o out/trace.npz
       charlstm trace demo --text "def f(x):" --show layer1.c:37
+      charlstm trace demo --split val --limit 2000 --show dict:12 --html out/trace.html
       charlstm trace demo --file foo.py --gate-stats --gate-plot gates.png
       charlstm trace demo --split val --format lstmvis -o lstmvis/demo
-    With no output option, the trace is written to trace.npz.
+    With no output option, the trace is written to trace.npz. The viewer lists the features of the
+    run's dictionaries (charlstm dictionary) beside the layers.
     """
     from charlstm.api import load
     from charlstm.inputs import check_one_source, read_input
     from charlstm.runtime import cpu_threads
     from charlstm.trace.outputs import TraceOutputs, trace_outputs
-    from charlstm.units import parse_unit
+    from charlstm.units import DictUnit, Unit, parse_unit
 
     # ---- everything that can be checked before a model is loaded
     check_one_source(text, file_, split)
     if fmt == "npz" and not any((output, html_out, show, gate_stats, gate_plot)):
         output = "trace.npz"
+    spec = parse_unit(show) if show else None
     outs = TraceOutputs(output=Path(output) if output else None, fmt=fmt, html=Path(html_out) if html_out else None,
-                        html_chars=html_chars, show=parse_unit(show) if show else None, gate_stats=gate_stats,
+                        html_chars=html_chars, show=spec, gate_stats=gate_stats,
                         gate_plot=Path(gate_plot) if gate_plot else None, dtype=dtype)
     outs.check()
     model = load(run, checkpoint=checkpoint, device=device)
+    if isinstance(spec, DictUnit):
+        outs.show = model.resolve(spec)
+    if html_out:
+        outs.dictionaries = model.dictionaries()
     inp = read_input(model.vocab, model.config, text=text, file=file_, split=split, limit=limit, unknown=unknown,
                      what="trace")
     meta = {"run": str(run), "checkpoint": model.config.get("checkpoint_file"), "source": inp.origin, "chunk": chunk}
@@ -90,7 +98,8 @@ def trace_cmd(run, text, file_, split, limit, layers, kinds, dtype, output, fmt,
         from charlstm.viz.terminal import render_ansi
 
         chars = [model.vocab.symbol(int(i)) for i in inp.ids]
-        click.echo(render_ansi(chars, rep.column, outs.show.kind, title=str(outs.show)), nl=False, color=True)
+        shown_kind = outs.show.kind if isinstance(spec, Unit) else "c"  # features: scaled by their largest |value|
+        click.echo(render_ansi(chars, rep.column, shown_kind, title=str(outs.show)), nl=False, color=True)
     if gate_stats and rep.stats is not None:
         click.echo(rep.stats.table())
     for path, what in rep.written.items():

@@ -10,7 +10,9 @@ temperature is folded into the head, and every buffer is preallocated so a step 
 Steering: a `Clamp` (charlstm.units) holds a unit at a value. Any kind the cell exposes (LSTM/peephole
 h c i f g o; GRU h r z n; RNN h) can be held: gates are overwritten right after their activation,
 before they are used, and states right after they are computed, so a clamped h of layer l is also
-the input of layer l+1 at that step.
+the input of layer l+1 at that step. A `StateEdit` (charlstm.units; made by charlstm.dictionary: a
+dictionary feature held at a value along its decoder direction, or the dictionary's reconstruction
+in place of the state) acts on h or c at the same point, after the unit clamps of that state.
 
 Owns: `prepared_weights`, `Stepper` (any cell, with clamps) and `BlockSampler` (K steps at once, a
 CUDA graph on a GPU). Does not know: text, stopping rules or how the next id is chosen.
@@ -24,7 +26,7 @@ import torch
 from torch import Tensor
 
 from charlstm import cells
-from charlstm.units import Clamp, check_unit
+from charlstm.units import Clamp, check_unit, is_edit
 
 NUMPY_MAX_MATRIX = 384 * 1024  # weight elements; see Stepper.numpy_sized
 
@@ -137,8 +139,13 @@ class Stepper:
             gt = self.gate
             self.plain = [(self.whh[0] if k == 0 else self.wx[k], None if k == 0 else self.bx[k], self.xh[k],
                            self.h[k], self.C[k], self.sig, gt["i"], gt["f"], gt["o"], gt["g"]) for k in range(L)]
-        # clamps[layer][kind] = (unit indices [k], values [N, k])
+        # clamps[layer][kind] = (unit indices [k], values [N, k]); edits[layer][kind] = [StateEdit, ...]
         self.clamps: list[dict[str, tuple[Tensor, Tensor]]] = [{} for _ in range(L)]
+        self.edits: list[dict[str, list]] = [{} for _ in range(L)]
+        for e in clamp:
+            if is_edit(e):
+                self.edits[e.layer].setdefault(e.kind, []).append(e)
+        clamp = [c for c in clamp if not is_edit(c)]
         for layer in range(L):
             for kind in cells.KINDS[cell]:
                 cs = {c.unit: c.value for c in clamp if c.layer == layer and c.kind == kind}  # the last one wins
@@ -146,7 +153,7 @@ class Stepper:
                     idx = torch.tensor(sorted(cs), device=dev)
                     val = torch.tensor([cs[u] for u in sorted(cs)], device=dev, dtype=dt).expand(N, -1).contiguous()
                     self.clamps[layer][kind] = (idx, val)
-        self.any_clamp = any(self.clamps)
+        self.any_clamp = any(self.clamps) or any(self.edits)
         # One row of a small plain LSTM on the CPU: numpy on views of the very same buffers and
         # weights. At this size a step is a dozen tiny operations, and numpy's matrix-vector product
         # and element-wise calls measured 1.5-2x and 2-3x cheaper per call than torch's (whose
@@ -188,6 +195,8 @@ class Stepper:
         cl = self.clamps[layer].get(kind)
         if cl is not None:
             t.index_copy_(1, cl[0], cl[1])
+        for e in self.edits[layer].get(kind, ()):
+            e.apply(t)
 
     def _reset_rows(self, ids: Tensor | int) -> None:
         """Zero the state of the rows about to read the reset id (no host sync: CUDA-graph safe)."""

@@ -9,9 +9,9 @@ over a text feeding every output `charlstm trace` asks for).
 """
 from charlstm.trace.files import LstmVisWriter, NpzWriter, load_trace, save_npz
 from charlstm.trace.record import run_trace, trace_ids, trace_text
-from charlstm.trace.sinks import TOP_K, ColumnSink, MemorySink, Sink, Trace, TraceInfo, resolve_kinds, resolve_layers
+from charlstm.trace.sinks import TOP_K, CodesSink, ColumnSink, MemorySink, Sink, Trace, TraceInfo, resolve_kinds, resolve_layers
 from charlstm.trace.stats import GateStats
 
-__all__ = ["TOP_K", "ColumnSink", "GateStats", "LstmVisWriter", "MemorySink", "NpzWriter", "Sink", "Trace",
+__all__ = ["TOP_K", "CodesSink", "ColumnSink", "GateStats", "LstmVisWriter", "MemorySink", "NpzWriter", "Sink", "Trace",
            "TraceInfo", "load_trace", "resolve_kinds", "resolve_layers", "run_trace", "save_npz", "trace_ids",
            "trace_text"]

@@ -2,7 +2,10 @@
 HTML viewer, one unit's values for the terminal, gate statistics and their plot.
 
 Owns: checking the requested outputs before any work (`TraceOutputs.check`), choosing the sinks and
-the kinds they need, running the trace once, and writing the pictures. Does not know: the command
+the kinds they need, running the trace once, and writing the pictures. Dictionary features (`--show
+dict:12`, and the run's dictionaries in the viewer) arrive already read (charlstm.dictionary): an
+object with layer, kind and column() to show, encoders with codes() to embed; this module only
+hands them the states. Does not know: the command
 line (charlstm.cli.trace parses and prints) or where the ids came from (charlstm.inputs).
 """
 from __future__ import annotations
@@ -17,24 +20,27 @@ from charlstm.errors import CharlstmError
 from charlstm.fileio import check_output
 from charlstm.trace.files import LstmVisWriter, NpzWriter
 from charlstm.trace.record import run_trace
-from charlstm.trace.sinks import ColumnSink, MemorySink, resolve_kinds, resolve_layers
+from charlstm.trace.sinks import CodesSink, ColumnSink, MemorySink, resolve_kinds, resolve_layers
 from charlstm.trace.stats import GateStats
 from charlstm.units import SATURATION_GATES, Unit, check_unit
-from charlstm.viz.html import MAX_VALUES, write_html
+from charlstm.viz.html import MAX_VALUES, DictCodes, write_html
 from charlstm.viz.plots import gate_plot
 
 
 @dataclass
 class TraceOutputs:
     """What to produce. output: the .npz file, or the LSTMVis folder when fmt == "lstmvis"; html:
-    the viewer page (at most html_chars characters); show: one unit to return the values of;
+    the viewer page (at most html_chars characters); show: one unit to return the values of (a Unit,
+    or a dictionary feature: an object with layer, kind, column(states) and name); dictionaries:
+    encoders (layer, kind, k, size, key, codes(states)) whose features the viewer lists too;
     gate_stats / gate_plot: saturation table / PNG. dtype: float32 or float16 in the .npz."""
 
     output: Path | None = None
     fmt: str = "npz"
     html: Path | None = None
     html_chars: int = 20_000
-    show: Unit | None = None
+    show: Any = None
+    dictionaries: list = field(default_factory=list)
     gate_stats: bool = False
     gate_plot: Path | None = None
     dtype: str = "float32"
@@ -85,7 +91,8 @@ def trace_outputs(model, vocab, ids: np.ndarray, outputs: TraceOutputs, *, layer
     if chunk < 1:
         raise CharlstmError(f"--chunk must be at least 1, got {chunk}")
     if outputs.show is not None:
-        check_unit(outputs.show, mc.cell, mc.num_layers, mc.hidden_size)
+        if isinstance(outputs.show, Unit):
+            check_unit(outputs.show, mc.cell, mc.num_layers, mc.hidden_size)
         if outputs.show.layer not in layers_:
             raise CharlstmError(f"--show {outputs.show}: layer {outputs.show.layer} is not among the traced --layers")
     gates = SATURATION_GATES[mc.cell]
@@ -109,6 +116,8 @@ def trace_outputs(model, vocab, ids: np.ndarray, outputs: TraceOutputs, *, layer
         n_html = max(1, min(total, outputs.html_chars, MAX_VALUES // (len(layers_) * len(kinds_) * mc.hidden_size)))
         mem = MemorySink(kinds_, dtype=np.float32, limit=n_html)
         sinks.append(mem)
+        codes = {d.key: CodesSink(d, limit=n_html) for d in outputs.dictionaries if d.layer in layers_}
+        sinks += list(codes.values())
     stats = GateStats() if gates and (outputs.gate_stats or outputs.gate_plot or outputs.html) else None
     if stats is not None:
         sinks.append(stats)
@@ -116,6 +125,8 @@ def trace_outputs(model, vocab, ids: np.ndarray, outputs: TraceOutputs, *, layer
     if column is not None:
         sinks.append(column)
     needed = set(kinds_) | (set(gates) if stats is not None else set()) | ({outputs.show.kind} if column else set())
+    if mem is not None:
+        needed |= {d.kind for d in outputs.dictionaries if d.layer in layers_}
     try:
         secs = run_trace(model, ids, sinks, layers=layers_, kinds=needed, chunk=chunk, progress=progress, vocab=vocab)
     finally:
@@ -129,6 +140,8 @@ def trace_outputs(model, vocab, ids: np.ndarray, outputs: TraceOutputs, *, layer
     if mem is not None:
         tr = mem.trace(meta)
         report.html_chars = len(tr)
+        dicts = {k: DictCodes(c.enc.layer, c.enc.kind, c.enc.size, c.values, c.indices) for k, c in codes.items()}
+        select = outputs.show.name if outputs.show is not None and not isinstance(outputs.show, Unit) else None
         report.written[write_html(outputs.html, tr, gate_stats=stats, total=total, max_chars=outputs.html_chars,
-                                  title=title)] = "html"
+                                  title=title, dicts=dicts, select=select)] = "html"
     return report

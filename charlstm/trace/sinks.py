@@ -8,8 +8,10 @@ probability the model gave the actual next character and its top-5 predictions. 
 A Trace also turns itself into a NumPy array or a pandas DataFrame (`to_numpy`, `to_pandas`) and,
 in Jupyter, into the trace viewer (`_repr_html_`, drawn by charlstm.viz.notebook).
 
-Owns: Trace, TraceInfo, the Sink protocol, MemorySink (a Trace in memory) and ColumnSink (one unit),
-and which layers and kinds a request means (`resolve_layers`, `resolve_kinds`). Does not know:
+Owns: Trace, TraceInfo, the Sink protocol, MemorySink (a Trace in memory), ColumnSink (one unit, or
+one column computed from a layer's kind, like a dictionary feature's activation), CodesSink (the
+sparse code of an encoder, like a dictionary: charlstm.dictionary), and which layers and kinds a
+request means (`resolve_layers`, `resolve_kinds`). Does not know:
 models (charlstm.trace.record computes the values) or files (charlstm.trace.files writes them).
 """
 from __future__ import annotations
@@ -249,17 +251,20 @@ class MemorySink:
 
 
 class ColumnSink:
-    """Keeps one unit's values, [T] float32 (what `--show layer1.c:37` prints)."""
+    """Keeps one unit's values, [T] float32 (what `--show layer1.c:37` prints). `u` may also be any
+    object with layer, kind and column(states [n, H]) -> [n] (a dictionary feature, `--show dict:12`)."""
 
-    def __init__(self, u: Unit):
-        self.l, self.k, self.u = u.layer, u.kind, u.unit
+    def __init__(self, u: Any):
+        self.l, self.k = u.layer, u.kind
+        self.fn = getattr(u, "column", None)
+        self.u = None if self.fn is not None else u.unit
 
     def begin(self, info: TraceInfo) -> None:
         self.values = np.empty(info.total, np.float32)
 
     def layer(self, start, layer, arrays) -> None:
         if layer == self.l:
-            a = arrays[self.k][:, self.u]
+            a = self.fn(arrays[self.k]) if self.fn is not None else arrays[self.k][:, self.u]
             self.values[start:start + len(a)] = a
 
     def head(self, *args) -> None:
@@ -269,3 +274,30 @@ class ColumnSink:
         pass
 
 
+
+
+class CodesSink:
+    """Keeps the sparse code of an encoder for the first `limit` characters (all when None):
+    values float32 [n, k] and indices int32 [n, k]. The encoder is any object with layer, kind, k and
+    codes(states [n, H]) -> (values, indices), like a charlstm.dictionary.Dictionary."""
+
+    def __init__(self, encoder: Any, limit: int | None = None):
+        self.enc, self.limit = encoder, limit
+
+    def begin(self, info: TraceInfo) -> None:
+        n = info.total if self.limit is None else min(self.limit, info.total)
+        self.n = n
+        self.values = np.zeros((n, self.enc.k), np.float32)
+        self.indices = np.zeros((n, self.enc.k), np.int32)
+
+    def layer(self, start, layer, arrays) -> None:
+        m = min(self.n - start, len(next(iter(arrays.values()))))
+        if layer == self.enc.layer and m > 0:
+            v, i = self.enc.codes(arrays[self.enc.kind][:m])
+            self.values[start:start + m], self.indices[start:start + m] = v, i
+
+    def head(self, *args) -> None:
+        pass
+
+    def end(self) -> None:
+        pass

@@ -136,6 +136,26 @@ def _summary(data: Mapping[str, Any]) -> str:
     return _table(head, rows, left=2)
 
 
+def _dictionaries(data: Mapping[str, Any]) -> str:
+    """Per feature and dictionary: its best dictionary feature next to the best unit (empty without
+    dictionaries)."""
+    rows = []
+    for f in data["features"]:
+        for d in f.get("dictionary", []):
+            verdict = f'<span class="{"found" if d["found"] else "not"}">{"found" if d["found"] else "not found"}</span>'
+            rows.append([_e(f["feature"]), _e(d["unit"]), f"{'+' if d['direction'] > 0 else '-'}{d['score']:.3f}",
+                         _num(d["heldout"]), _p(d["chance_p"]), _e(f["units"][0]["unit"]), _num(f["units"][0]["heldout"]),
+                         f'{d["heldout"] - f["units"][0]["heldout"]:+.3f}', verdict])
+    if not rows:
+        return ""
+    head = ["feature", "best dictionary feature", "score", "confirmed", "chance p", "best unit", "confirmed",
+            "feature - unit", "verdict"]
+    return ("<h2>Dictionary features</h2><p>Each dictionary's features (charlstm dictionary) ranked like the units on "
+            "the ranking part, the best confirmed on the other part and held against the same shifted copies. "
+            "There is no learning control for a dictionary: it was fitted to this model's states.</p>"
+            + _table(head, rows, left=2))
+
+
 def _feature(f: Mapping[str, Any], snippet: Mapping[str, Any] | None, images: Mapping[str, bytes],
              ablated: int) -> str:
     name = f["feature"]
@@ -244,6 +264,7 @@ def render_atlas_page(data: Mapping[str, Any], snippets: Sequence[Mapping[str, A
             '<p class="muted">score: |r| (continuous) or max(AUROC, 1 - AUROC) (binary) on the ranking part, sign = '
             'direction; confirmed: the same unit on the other part; ablation: bits per character change with the best '
             'unit set to 0, where the feature is active / inactive / on its key predictions.</p>']
+    body.append(_dictionaries(data))
     if data["skipped"]:
         body.append("<p>Not scored: " + "; ".join(f'{_e(s["feature"])} ({_e(s["why"])} on this text)'
                                                   for s in data["skipped"]) + ".</p>")

@@ -15,6 +15,10 @@ Data embedding (compact and safe):
 * at most `max_chars` characters (20,000) and `max_values` numbers (16M, ~21 MB of base64) are
   embedded; the page says how many of the traced characters it shows.
 
+Dictionary features (charlstm.dictionary) can be embedded too (`dicts`): per dictionary its sparse
+code over the shown characters, so the page lists it beside the layers and `#dict:12` (or
+`#dict/NAME:12`) selects a feature like a unit.
+
 Test hooks: the location hash `#layer1.c:37` selects a unit on load (`#layer1.c:37&tip=5` also
 hovers character 5, opening its tooltip); the <html> element carries data-ready="1" when drawn,
 data-selected="layer1.c:37" and data-errors (count of uncaught errors and console.error calls).
@@ -30,6 +34,7 @@ import html
 import json
 import os
 import re
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any, Mapping, Protocol, Sequence
@@ -38,7 +43,7 @@ import numpy as np
 
 from charlstm.errors import CharlstmError
 from charlstm.fileio import atomic_write_text
-from charlstm.units import SATURATION_GATES, gate_saturation, key, parse_key, saturated_fraction
+from charlstm.units import SATURATION_GATES, gate_saturation, is_dict_key, key, parse_key, saturated_fraction
 from charlstm.viz.colors import NEG, POS
 
 
@@ -67,6 +72,18 @@ class GateStats(Protocol):
     n: int
 
     def fractions(self) -> dict[int, dict[str, tuple[np.ndarray, np.ndarray]]]: ...
+
+@dataclass
+class DictCodes:
+    """A dictionary's sparse code over the traced characters: values [T, k] and feature indices
+    [T, k] of `size` features, read from layer `layer`'s `kind`."""
+
+    layer: int
+    kind: str
+    size: int
+    values: np.ndarray
+    indices: np.ndarray
+
 
 MAX_CHARS = 20_000
 MAX_VALUES = 16_000_000
@@ -105,20 +122,23 @@ def _ranking(values: np.ndarray) -> list[list[float]]:
     return [[int(u), float(f"{values[u]:.4g}")] for u in order]
 
 
-def _check_scores(scores: Scores | None, trace: Trace) -> dict[str, list[list[Any]]]:
+def _check_scores(scores: Scores | None, trace: Trace, dicts: Mapping[str, DictCodes] | None = None
+                  ) -> dict[str, list[list[Any]]]:
     out: dict[str, list[list[Any]]] = {}
     for feature, rows in (scores or {}).items():
         clean = []
         for row in list(rows)[:RANK_TOP]:
             try:
                 k, u, s = row
-                layer, kind = parse_key(str(k))
+                k = str(k)
+                name, width = (k, (dicts or {})[k].size if k in (dicts or {}) else None) if is_dict_key(k) else \
+                    (key(*parse_key(k)), trace.hidden_size)
                 u, s = int(u), float(s)
             except (TypeError, ValueError, CharlstmError):
                 raise CharlstmError(f"feature scores for '{feature}': rows must be (key like 'layer1.c', unit, score), got {row!r}") from None
-            if not 0 <= u < trace.hidden_size:
-                raise CharlstmError(f"feature scores for '{feature}': unit {u} does not exist (0..{trace.hidden_size - 1})")
-            clean.append([key(layer, kind), u, float(f"{s:.4g}") if np.isfinite(s) else None])
+            if width is not None and not 0 <= u < width:
+                raise CharlstmError(f"feature scores for '{feature}': unit {u} does not exist (0..{width - 1})")
+            clean.append([name, u, float(f"{s:.4g}") if np.isfinite(s) else None])
         out[str(feature)] = clean
     return out
 
@@ -140,7 +160,8 @@ def _trace_fractions(t: Trace) -> dict[int, dict[str, tuple[np.ndarray, np.ndarr
 
 def build_data(trace: Trace, *, scores: Scores | None = None, gate_stats: GateStats | None = None,
                title: str | None = None, max_chars: int = MAX_CHARS, max_values: int = MAX_VALUES,
-               select: str | None = None, total: int | None = None, notes: Sequence[str] = ()) -> dict[str, Any]:
+               select: str | None = None, total: int | None = None, notes: Sequence[str] = (),
+               dicts: Mapping[str, DictCodes] | None = None) -> dict[str, Any]:
     """The JSON object the page reads (see the module docstring)."""
     if len(trace) == 0:
         raise CharlstmError("nothing to show: the trace is empty")
@@ -168,7 +189,21 @@ def build_data(trace: Trace, *, scores: Scores | None = None, gate_stats: GateSt
     top_ids = np.where(t.top_ids >= 0, t.top_ids, 65535).astype(np.uint16)
     fractions = gate_stats.fractions() if gate_stats is not None else _trace_fractions(t)
     gate_chars = int(gate_stats.n) if gate_stats is not None else (len(t) if fractions else 0)
-    scores_ = _check_scores(scores, trace)
+    scores_ = _check_scores(scores, trace, dicts)
+    dicts_: dict[str, Any] = {}
+    for dk, dc in (dicts or {}).items():
+        v = np.asarray(dc.values[:n], dtype=np.float32)
+        i = np.asarray(dc.indices[:n], dtype=np.int64)
+        m = np.zeros(dc.size, np.float32)
+        np.maximum.at(m, i.reshape(-1), np.abs(v).reshape(-1))
+        scale = np.where(m > 0, m / 127.0, 1.0).astype(np.float32)
+        q = np.clip(np.rint(v / scale[i]), -127, 127).astype(np.int8)
+        s1 = np.bincount(i.reshape(-1), v.reshape(-1).astype(np.float64), minlength=dc.size) / n
+        s2 = np.bincount(i.reshape(-1), (v.astype(np.float64) ** 2).reshape(-1), minlength=dc.size) / n
+        dicts_[dk] = {"layer": dc.layer, "kind": dc.kind, "size": dc.size, "k": int(v.shape[1]),
+                      "scale": [float(f"{x:.6g}") for x in scale], "idx": _b64(i.astype(np.uint16)), "q": _b64(q)}
+        variance[dk] = _ranking(s2 - s1 ** 2)
+        saturation[dk] = []
     if select is None:
         feats = [rows for rows in scores_.values() if rows]
         if feats:
@@ -184,7 +219,7 @@ def build_data(trace: Trace, *, scores: Scores | None = None, gate_stats: GateSt
         "ids": _b64(t.ids.astype(np.uint16)), "next_prob": _b64(probs16(t.next_prob)),
         "top_ids": _b64(top_ids.reshape(-1)), "top_probs": _b64(probs16(t.top_probs).reshape(-1)),
         "arrays": arrays, "rank": {"variance": variance, "saturation": saturation}, "scores": scores_,
-        "gates": _gates_json(fractions), "gate_chars": gate_chars,
+        "gates": _gates_json(fractions), "gate_chars": gate_chars, "dicts": dicts_,
         "select": select, "notes": notes, "colors": {"neg": list(NEG), "pos": list(POS)},
     }
 
@@ -198,7 +233,8 @@ def _json_for_script(obj: Any) -> str:
 
 def render_html(trace: Trace, *, scores: Scores | None = None, gate_stats: GateStats | None = None,
                 title: str | None = None, max_chars: int = MAX_CHARS, max_values: int = MAX_VALUES,
-                select: str | None = None, total: int | None = None, notes: Sequence[str] = ()) -> str:
+                select: str | None = None, total: int | None = None, notes: Sequence[str] = (),
+                dicts: Mapping[str, DictCodes] | None = None) -> str:
     """The viewer page for a trace, as a string.
 
     scores: feature rankings to offer in the overview, {"feature name": [(key, unit, score), ...]}
@@ -210,9 +246,10 @@ def render_html(trace: Trace, *, scores: Scores | None = None, gate_stats: GateS
         highest-variance cell-state unit of the top traced layer).
     total: how many characters were traced when `trace` holds only the first ones (for the note).
     notes: extra lines shown above the text.
+    dicts: dictionaries' sparse codes over the trace ({"dict/NAME": DictCodes}), listed with the layers.
     """
     data = build_data(trace, scores=scores, gate_stats=gate_stats, title=title, max_chars=max_chars,
-                      max_values=max_values, select=select, total=total, notes=notes)
+                      max_values=max_values, select=select, total=total, notes=notes, dicts=dicts)
     template = resources.files("charlstm.viz").joinpath("viewer.html").read_text(encoding="utf-8")
     fill = {"TITLE": html.escape(data["title"]), "DATA": _json_for_script(data)}
     # one pass, so a title containing "{{DATA}}" stays literal

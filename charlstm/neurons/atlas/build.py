@@ -14,7 +14,10 @@ The stages, in order (each timed in `Atlas.seconds`):
 4. ablate the top units (zero and mean) and measure bits per character (causes);
 5. gate saturation per layer (charlstm.units, charlstm.trace.GateStats);
 6. n-gram baselines fitted on the run's training split, and where the LSTM beats them (ngram,
-   breakdown).
+   breakdown);
+and, for each dictionary given (charlstm.dictionary), every feature of it ranked like the units on
+the selection part, the best confirmed on the other part and held against shifted copies (there
+is no learning control for a dictionary: it was fitted to the trained model's states).
 
 Owns: `build_atlas`. Does not know: the command line, files or pictures.
 Shapes: T characters, U units (all layers and kinds), S shifted controls.
@@ -127,13 +130,34 @@ def _saturation(trace) -> dict[str, Any]:
     return out
 
 
+def _dictionary_best(d, acts: np.ndarray, p: _Prepared, off_c: np.ndarray, off_s: np.ndarray,
+                     cache: dict) -> dict[str, Any]:
+    """The best feature of one dictionary for one target: ranked on the selection part, confirmed on
+    the other, against shifted copies (chance). acts: the dictionary's activations [T, F]."""
+    um = cache.get((d.key, p.target.span))
+    if um is None:
+        um = cache[(d.key, p.target.span)] = UnitMatrix({d.key: acts}, p.select)
+    raw = um.raw(p.values[p.select], p.kind)
+    scores = score_of(raw, p.kind)
+    j = int(np.argmax(scores))
+    k, f = um.columns[j]
+    direction = 1 if (raw[j] >= 0 if p.kind == "continuous" else raw[j] >= 0.5) else -1
+    hraw, hscore, hp = _confirm({k: acts}, p, k, f, direction, off_c)
+    holds = skill(hscore, p.kind) >= KEEP * skill(float(scores[j]), p.kind) and hp <= P_MAX
+    chance_p = p_value(float(scores[j]), um.null_best(p.values[p.select], p.kind, off_s))
+    unit = UnitResult(f"{k}:{f}", float(raw[j]), float(scores[j]), direction, hraw, hscore, hp, bool(holds))
+    return {"dictionary": d.name or "dict", "layer": d.layer, "kind": d.kind, "size": d.size, "k": d.k,
+            **unit.to_json(), "chance_p": chance_p, "found": bool(holds and chance_p <= P_MAX)}
+
+
 def build_atlas(model, vocab: Vocab, inp: Input, run_config: dict[str, Any], *, run: str = "",
-                features: Sequence[str] = (), top: int = 1, listed: int = 5, controls: int = 199,
+                features: Sequence[str] = (), dictionaries: Sequence[Any] = (), top: int = 1, listed: int = 5, controls: int = 199,
                 untrained: int = 3, probe: bool = True, ngram: int = 5, train_ids: np.ndarray | None = None,
                 ablate_chars: int | None = 20_000, blocks: int = 10, seed: int = 0, log: Log | None = None) -> Atlas:
     """The atlas of `model` on `inp` (see the module docstring). run_config: the run's config.json
     (what kind of text it learned, where its training split is). features: extra features to try;
-    top: units ablated per feature; listed: units listed (and confirmed) per feature; controls:
+    dictionaries: charlstm.dictionary.Dictionary objects fitted to this model, whose features are
+    ranked too (FeatureResult.dictionary); top: units ablated per feature; listed: units listed (and confirmed) per feature; controls:
     shifted copies per feature (chance); untrained: untrained models (learning control; 0 skips
     it); probe: fit L1 probes with control tasks; ngram: the highest n-gram order (0 skips the
     error analysis); train_ids: the n-gram training text (default: the run's training split);
@@ -199,6 +223,20 @@ def build_atlas(model, vocab: Vocab, inp: Input, run_config: dict[str, Any], *, 
             f"chance p {chance['p']:.3g}")
     cache.clear()
     clock["ranking"] = time.perf_counter() - t1
+
+    # 2b. dictionary features, ranked and confirmed like units
+    if dictionaries:
+        t1 = time.perf_counter()
+        for d in dictionaries:
+            acts = d.activations(np.asarray(arrays[f"layer{d.layer}.{d.kind}"]))  # [T, F]
+            d_cache: dict = {}
+            for p, res in zip(preps, results):
+                off_c = shift_offsets(int(p.confirm.sum()), controls, seed + 1)
+                off_s = shift_offsets(int(p.select.sum()), controls, seed)
+                res.dictionary.append(_dictionary_best(d, acts, p, off_c, off_s, d_cache))
+            del acts, d_cache
+            say(f"dictionary {d.name or 'dict'} ({d.size:,} features of layer{d.layer}.{d.kind}) ranked")
+        clock["dictionaries"] = time.perf_counter() - t1
 
     # 3. learning control and probes
     t2 = time.perf_counter()
@@ -294,7 +332,7 @@ def build_atlas(model, vocab: Vocab, inp: Input, run_config: dict[str, Any], *, 
     clock["total"] = time.perf_counter() - t0
     model_info = {"cell": cfg.cell, "layers": cfg.num_layers, "hidden": cfg.hidden_size,
                   "parameters": int(model.num_parameters()), "units": int(sum(a.shape[1] for a in arrays.values()))}
-    settings = {"blocks": blocks, "controls": controls, "untrained": untrained, "probe": probe, "ngram": ngram,
+    settings = {"dictionaries": [d.name or "dict" for d in dictionaries], "blocks": blocks, "controls": controls, "untrained": untrained, "probe": probe, "ngram": ngram,
                 "top": top, "listed": listed, "seed": seed, "keep": KEEP, "p_max": P_MAX, "ablated_characters": n_ab}
     return Atlas(run, model_info, inp.source, len(ids), inp.truncated, corpus_kind(run_config), settings, results,
                  skipped, saturation, errors, {k: round(v, 2) for k, v in clock.items()}, notes, trace=trace,

@@ -70,6 +70,16 @@ def format_summary(atlas: Atlas) -> str:
                  f"{atlas.settings['ablated_characters']:,} characters)")
     for name, why in atlas.skipped:
         lines.append(f"skipped {name}: {why} on this text")
+    dicts = [(f, d) for f in atlas.features for d in f.dictionary]
+    if dicts:
+        lines += ["", "dictionary features (ranked and confirmed like the units; chance: the same shifted copies)",
+                  f"{'feature':<16} {'best dictionary feature':<26} {'score':>6} {'confirm':>7} {'chance p':>8} "
+                  f"{'best unit':>14} {'confirm':>7}  verdict"]
+        for f, d in dicts:
+            sign = "+" if d["direction"] > 0 else "-"
+            lines.append(f"{f.name[:16]:<16} {d['unit'][:26]:<26} {sign}{d['score']:.3f} {d['heldout']:>7.3f} "
+                         f"{_fmt_p(d['chance_p']):>8} {f.best.unit:>14} {f.best.heldout:>7.3f}  "
+                         f"{'found' if d['found'] else 'not found'}")
     abl = [(f, a) for f in atlas.features for a in f.ablations]
     if abl:
         lines += ["", f"ablations: bpc change on the first {atlas.settings['ablated_characters']:,} characters "

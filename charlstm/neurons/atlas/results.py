@@ -77,7 +77,10 @@ class FeatureResult:
     confirmation score clearly beats every untrained one (controls.learned); probe: selectivity of
     an L1 probe; key: which predictions the feature matters most for; ablations: the top units
     forced to 0 and to their mean; gates: the best state unit's own gates (means where the feature
-    moves and holds, and per character read for small vocabularies)."""
+    moves and holds, and per character read for small vocabularies); dictionary: per dictionary
+    ranked (charlstm.dictionary) its best feature, as a UnitResult's JSON (unit `dict/NAME:12`) plus
+    `dictionary`, `layer`, `kind`, `size`, `k`, `chance_p` (against shifted copies, like the best
+    unit) and `found` (holds up and chance_p <= P_MAX)."""
 
     name: str
     kind: str
@@ -94,6 +97,7 @@ class FeatureResult:
     ablations: list[Ablation] = field(default_factory=list)
     gates: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
+    dictionary: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def best(self) -> UnitResult:
@@ -134,7 +138,7 @@ class FeatureResult:
                 "chance": self.chance, "untrained": self.untrained, "learned": self.learned, "found": self.found,
                 "verdict": self.verdict(), "probe": self.probe.to_json() if self.probe else None,
                 "key_predictions": self.key, "ablations": [a.to_json() for a in self.ablations],
-                "gates": self.gates, "notes": self.notes}
+                "gates": self.gates, "dictionary": self.dictionary, "notes": self.notes}
 
 
 @dataclass
