@@ -4,7 +4,7 @@
     python scripts/bench_precision.py --dataset stdlib --steps 1500 --budget 5m --speed-steps 40
 
 Three tables, each run once per precision in alternation, every run a fresh `charlstm train`
-process (`--precision fp32` / `--precision bf16`, `--seed 0`, OMP_NUM_THREADS as you set it):
+process (`--precision fp32` / `--precision bf16`, `--seed` as given (0), OMP_NUM_THREADS as you set it):
 1. speed: training characters per second per model size (median of the logged rates after the
    first log point), and the ratio;
 2. same steps: one model trained for `--steps` steps in each, its final validation bpc (the whole
@@ -39,12 +39,13 @@ def cpu_name() -> str:
     return "unknown CPU"
 
 
-def train(ckpt: Path, dataset: str, run: str, precision: str, size: tuple[int, int], extra: list[str]) -> dict:
+def train(ckpt: Path, dataset: str, run: str, precision: str, size: tuple[int, int], extra: list[str],
+          seed: int = 0) -> dict:
     """One `charlstm train` process; returns its run summary (charlstm runs --json) and logged rates."""
     layers, hidden = size
     cmd = [sys.executable, "-m", "charlstm", "train", dataset, "--run", run, "--precision", precision,
            "--layers", str(layers), "--hidden", str(hidden), "--batch-size", "32", "--seq-len", "64",
-           "--seed", "0", "--save-every", "off", "-q", *extra]
+           "--seed", str(seed), "--save-every", "off", "-q", *extra]
     env = {**os.environ, "CHARLSTM_CHECKPOINTS": str(ckpt)}
     subprocess.run(cmd, check=True, env=env)
     out = subprocess.run([sys.executable, "-m", "charlstm", "runs", "--json"], check=True, env=env,
@@ -63,6 +64,7 @@ def main() -> None:
     ap.add_argument("--model", default="2x512", help="the model of the two quality tables")
     ap.add_argument("--steps", type=int, default=1500)
     ap.add_argument("--budget", default="5m")
+    ap.add_argument("--seed", type=int, default=0, help="the runs' --seed (same in both precisions)")
     ap.add_argument("--skip", default="", help="comma list of tables to skip: speed,steps,budget")
     args = ap.parse_args()
     skip = set(filter(None, args.skip.split(",")))
@@ -77,7 +79,7 @@ def main() -> None:
         def run(precision: str, size: tuple[int, int], extra: list[str]) -> dict:
             nonlocal n
             n += 1
-            return train(ckpt, args.dataset, f"r{n}", precision, size, extra)
+            return train(ckpt, args.dataset, f"r{n}", precision, size, extra, args.seed)
 
         if "speed" not in skip:
             print("| model | fp32 chars/s | bf16 chars/s | bf16 / fp32 |\n|---|---|---|---|")

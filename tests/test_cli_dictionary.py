@@ -58,6 +58,15 @@ def test_train_reports_and_info_shows_the_fidelity(trained, tmp_path):
     assert "layer0.h" in table[2] and "signed" in table[2]
     again = _ok(["dictionary", "info", trained, "--name", "b", "--measure", "--fidelity-chars", "200"]).output
     assert "fidelity on " in again
+    # a spliced run that overflowed has no spliced bpc: the table says so (it was a traceback)
+    from charlstm.dictionary import store
+
+    where = store.folder(trained, "b")
+    f = store.read_info(where)["fidelity"]
+    store.update_info(where, fidelity={**f, "spliced_bpc": None, "delta_bpc": None, "diverged": True})
+    row = _ok(["dictionary", "info", trained]).output.splitlines()[2]
+    assert row.split()[0] == "b" and row.endswith(f"{f['bpc']:.3f} -> diverged")
+    assert "diverged" in _ok(["dictionary", "info", trained, "--name", "b"]).output
 
 
 def test_train_refuses_bad_options_before_any_work(run, tmp_path):

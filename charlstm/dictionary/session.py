@@ -131,7 +131,12 @@ def table(metas: list[dict[str, Any]]) -> str:
         f = m.get("fidelity") or {}
         t = m.get("train") or {}
         ve = f"{f['variance_explained']:.4f}" if f.get("variance_explained") is not None else "-"
-        bpc = f"{f['bpc']:.3f} -> {f['spliced_bpc']:.3f}" if f else t.get("status", "-")
+        if not f:
+            bpc = t.get("status", "-")
+        elif f.get("spliced_bpc") is None:  # the spliced run overflowed (charlstm.dictionary.fidelity)
+            bpc = f"{f['bpc']:.3f} -> diverged"
+        else:
+            bpc = f"{f['bpc']:.3f} -> {f['spliced_bpc']:.3f}"
         rows.append(f"{m['name']:<22} layer{m['layer']}.{m['kind']:<3} {m['size']:>6,} {m['k']:>3} {m['code']:<6} "
                     f"{t.get('states', 0):>10,} {ve:>8} {bpc:>17}")
     return "\n".join(rows)
