@@ -24,9 +24,11 @@ from charlstm.errors import CharlstmError
 
 PRECISIONS = ("auto", "fp32", "bf16")
 BF16_MARGIN = 1.05  # bf16 must be at least this much faster to be chosen on a CPU
-# Below this many multiply-adds per character a model gains nothing from bf16 on a CPU (1x256:
-# 0.35M, measured 1.05x; 1x512: 1.2M, 1.5x), so auto keeps fp32 without timing it.
-BF16_MIN_MACS = 1_000_000
+# Below this many multiply-adds per character a model gains nothing from bf16 on a CPU, so auto keeps
+# fp32 without timing it (the synthetic tasks' models). Measured through `charlstm train`, one
+# thread, batch 16 x 32, AMD EPYC with AVX512-BF16 (scripts/bench_precision.py --batch 16x32):
+# 1x64 (0.05M) 1.04x, 1x128 (0.11M) 1.17x, 1x256 (0.35M) 1.39x, 1x512 (1.2M) 1.53x. Above it, auto times both.
+BF16_MIN_MACS = 100_000
 
 
 @cache

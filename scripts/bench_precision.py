@@ -26,7 +26,7 @@ from pathlib import Path
 
 from charlstm.precision import cpu_flags, cpu_has_bf16
 
-SIZES = {"1x256": (1, 256), "1x512": (1, 512), "2x512": (2, 512), "3x1024": (3, 1024)}
+SIZES = {"1x64": (1, 64), "1x128": (1, 128), "2x128": (2, 128), "1x256": (1, 256), "1x512": (1, 512), "2x512": (2, 512), "3x1024": (3, 1024)}
 
 
 def cpu_name() -> str:
@@ -40,11 +40,11 @@ def cpu_name() -> str:
 
 
 def train(ckpt: Path, dataset: str, run: str, precision: str, size: tuple[int, int], extra: list[str],
-          seed: int = 0) -> dict:
+          seed: int = 0, batch: tuple[int, int] = (32, 64)) -> dict:
     """One `charlstm train` process; returns its run summary (charlstm runs --json) and logged rates."""
     layers, hidden = size
     cmd = [sys.executable, "-m", "charlstm", "train", dataset, "--run", run, "--precision", precision,
-           "--layers", str(layers), "--hidden", str(hidden), "--batch-size", "32", "--seq-len", "64",
+           "--layers", str(layers), "--hidden", str(hidden), "--batch-size", str(batch[0]), "--seq-len", str(batch[1]),
            "--seed", str(seed), "--save-every", "off", "-q", *extra]
     env = {**os.environ, "CHARLSTM_CHECKPOINTS": str(ckpt)}
     subprocess.run(cmd, check=True, env=env)
@@ -64,6 +64,7 @@ def main() -> None:
     ap.add_argument("--model", default="2x512", help="the model of the two quality tables")
     ap.add_argument("--steps", type=int, default=1500)
     ap.add_argument("--budget", default="5m")
+    ap.add_argument("--batch", default="32x64", help="batch size x sequence length of every run")
     ap.add_argument("--seed", type=int, default=0, help="the runs' --seed (same in both precisions)")
     ap.add_argument("--skip", default="", help="comma list of tables to skip: speed,steps,budget")
     args = ap.parse_args()
@@ -79,7 +80,8 @@ def main() -> None:
         def run(precision: str, size: tuple[int, int], extra: list[str]) -> dict:
             nonlocal n
             n += 1
-            return train(ckpt, args.dataset, f"r{n}", precision, size, extra, args.seed)
+            return train(ckpt, args.dataset, f"r{n}", precision, size, extra, args.seed,
+                         tuple(int(x) for x in args.batch.split("x")))
 
         if "speed" not in skip:
             print("| model | fp32 chars/s | bf16 chars/s | bf16 / fp32 |\n|---|---|---|---|")

@@ -46,7 +46,7 @@ def test_auto_times_both_and_takes_bf16_only_when_faster(bf16_cpu):
     assert P.choose("auto", CPU, {"fp32": 100.0, "bf16": 150.0}.get, BIG).precision == "bf16"
     slower = P.choose("auto", CPU, {"fp32": 100.0, "bf16": 102.0}.get, BIG)  # within the margin
     assert slower.precision == "fp32" and "1.02x" in slower.reason
-    small = P.choose("auto", CPU, lambda p: pytest.fail("a small model is not timed"), 100_000)
+    small = P.choose("auto", CPU, lambda p: pytest.fail("a small model is not timed"), P.BF16_MIN_MACS - 1)
     assert small.precision == "fp32" and "gains nothing" in small.reason
     assert P.choose("auto", torch.device("cuda")).precision == "bf16"
 
