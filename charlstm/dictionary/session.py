@@ -12,11 +12,25 @@ import os
 from pathlib import Path
 from typing import Any, Callable
 
-from charlstm.checkpoint import load_tensors
+from charlstm.checkpoint import load_model, load_tensors
 from charlstm.dictionary import fidelity, store
 from charlstm.dictionary.train import TrainOptions, TrainResult, train_dictionary
 from charlstm.errors import CharlstmError
 from charlstm.inputs import split_ids
+
+
+@dataclasses.dataclass
+class _Run:
+    """A run loaded for a command: what charlstm.load gives, read here through charlstm.checkpoint so
+    this package does not import the API above it (which imports this package for dict: specs)."""
+
+    module: Any
+    vocab: Any
+    config: dict[str, Any]
+
+
+def _load(run: str | os.PathLike, checkpoint: str) -> _Run:
+    return _Run(*load_model(run, checkpoint=checkpoint, device="cpu"))
 
 
 def held_out_split(trained_on: str) -> str:
@@ -42,9 +56,7 @@ def train(run: str | os.PathLike, opts: TrainOptions, *, checkpoint: str = "best
     unfinished one, with its saved options; --chars / --time-budget may be given anew), then, when
     training finished, measure its fidelity on the held-out split and store it in dictionary.json.
     -> (TrainResult, fidelity dict or None when interrupted)."""
-    from charlstm.api import load
-
-    model = load(run, checkpoint=checkpoint)
+    model = _load(run, checkpoint)
     path = store_path(run)
     if resume:
         name = opts.name or _unfinished(path)
@@ -101,9 +113,7 @@ def info(run: str | os.PathLike, name: str | None = None, *, measure_again: bool
     for n in wanted:
         meta = store.read_info(store.folder(path, n))
         if measure_again:
-            from charlstm.api import load
-
-            model = load(path, checkpoint=checkpoint)
+            model = _load(path, checkpoint)
             d, meta = store.load(path, n, model=model.module)
             f = measure(path, model, d, (meta.get("train") or {}).get("split", "train"), chars)
             f.pop("freq", None)
@@ -148,7 +158,6 @@ def show(run: str | os.PathLike, html: str | os.PathLike, name: str | None = Non
          unknown: str = "error", checkpoint: str = "best", opts=None) -> dict[str, Any]:
     """Write the dictionary page (charlstm.dictionary.dashboard over the text; charlstm.viz.dictpage)
     -> the page's data. The text: exactly one of text, file and split (default: the held-out split)."""
-    from charlstm.api import load
     from charlstm.dictionary.dashboard import build
     from charlstm.fileio import check_output
     from charlstm.inputs import read_input
@@ -156,7 +165,7 @@ def show(run: str | os.PathLike, html: str | os.PathLike, name: str | None = Non
 
     check_output(html, "--html")
     path = store_path(run)
-    model = load(path, checkpoint=checkpoint)
+    model = _load(path, checkpoint)
     d, meta = store.load(path, name, model=model.module)
     if text is None and file is None and split is None:
         split = held_out_split((meta.get("train") or {}).get("split", "train"))
