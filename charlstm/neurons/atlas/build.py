@@ -70,6 +70,16 @@ class _Prepared:
         self.why_not = usable(self.values, self.kind, self.select) or usable(self.values, self.kind, self.confirm)
 
 
+def _direction(raw: float, kind: str) -> int:
+    """+1 if a column rises with the feature (r >= 0, or AUROC >= 0.5), else -1."""
+    return 1 if (raw >= 0 if kind == "continuous" else raw >= 0.5) else -1
+
+
+def _holds_up(heldout: float, score: float, kind: str, heldout_p: float) -> bool:
+    """Keeps KEEP of its distance from chance on the confirmation part and beats its own controls."""
+    return skill(heldout, kind) >= KEEP * skill(score, kind) and heldout_p <= P_MAX
+
+
 def _column_raw(col: np.ndarray, y: np.ndarray, kind: str) -> float:
     col = np.asarray(col, np.float32)[:, None]
     return float(pearson_columns(col, y)[0] if kind == "continuous" else auroc_columns(col, y > 0.5)[0])
@@ -141,9 +151,9 @@ def _dictionary_best(d, acts: np.ndarray, p: _Prepared, off_c: np.ndarray, off_s
     scores = score_of(raw, p.kind)
     j = int(np.argmax(scores))
     k, f = um.columns[j]
-    direction = 1 if (raw[j] >= 0 if p.kind == "continuous" else raw[j] >= 0.5) else -1
+    direction = _direction(raw[j], p.kind)
     hraw, hscore, hp = _confirm({k: acts}, p, k, f, direction, off_c)
-    holds = skill(hscore, p.kind) >= KEEP * skill(float(scores[j]), p.kind) and hp <= P_MAX
+    holds = _holds_up(hscore, float(scores[j]), p.kind, hp)
     chance_p = p_value(float(scores[j]), um.null_best(p.values[p.select], p.kind, off_s))
     unit = UnitResult(f"{k}:{f}", float(raw[j]), float(scores[j]), direction, hraw, hscore, hp, bool(holds))
     return {"dictionary": d.name or "dict", "layer": d.layer, "kind": d.kind, "size": d.size, "k": d.k,
@@ -151,14 +161,15 @@ def _dictionary_best(d, acts: np.ndarray, p: _Prepared, off_c: np.ndarray, off_s
 
 
 def build_atlas(model, vocab: Vocab, inp: Input, run_config: dict[str, Any], *, run: str = "",
-                features: Sequence[str] = (), dictionaries: Sequence[Any] = (), top: int = 1, listed: int = 5, controls: int = 199,
+                features: Sequence[str] = (), dictionaries: Sequence[Any] = (), top: int = 1, listed: int = 5,
+                controls: int = 199,
                 untrained: int = 3, probe: bool = True, ngram: int = 5, train_ids: np.ndarray | None = None,
                 ablate_chars: int | None = 20_000, blocks: int = 10, seed: int = 0, log: Log | None = None) -> Atlas:
     """The atlas of `model` on `inp` (see the module docstring). run_config: the run's config.json
     (what kind of text it learned, where its training split is). features: extra features to try;
     dictionaries: charlstm.dictionary.Dictionary objects fitted to this model, whose features are
-    ranked too (FeatureResult.dictionary); top: units ablated per feature; listed: units listed (and confirmed) per feature; controls:
-    shifted copies per feature (chance); untrained: untrained models (learning control; 0 skips
+    ranked too (FeatureResult.dictionary); top: units ablated per feature; listed: units listed (and
+    confirmed) per feature; controls: shifted copies per feature (chance); untrained: untrained models (learning control; 0 skips
     it); probe: fit L1 probes with control tasks; ngram: the highest n-gram order (0 skips the
     error analysis); train_ids: the n-gram training text (default: the run's training split);
     ablate_chars: ablations run on the first this many characters (None: all; each ablated copy
@@ -201,9 +212,9 @@ def build_atlas(model, vocab: Vocab, inp: Input, run_config: dict[str, Any], *, 
         units = []
         for j in order:
             k, u = um.columns[j]
-            d = 1 if (raw[j] >= 0 if p.kind == "continuous" else raw[j] >= 0.5) else -1
+            d = _direction(raw[j], p.kind)
             hraw, hscore, hp = _confirm(arrays, p, k, u, d, off_c)
-            holds = skill(hscore, p.kind) >= KEEP * skill(float(scores[j]), p.kind) and hp <= P_MAX
+            holds = _holds_up(hscore, float(scores[j]), p.kind, hp)
             units.append(UnitResult(f"{k}:{u}", float(raw[j]), float(scores[j]), d, hraw, hscore, hp, bool(holds)))
         null = um.null_best(p.values[p.select], p.kind, shift_offsets(int(p.select.sum()), controls, seed))
         best = units[0].score
@@ -248,7 +259,7 @@ def build_atlas(model, vocab: Vocab, inp: Input, run_config: dict[str, Any], *, 
             um, raw = _rank(r_arrays, p, r_cache)
             j = int(np.argmax(score_of(raw, p.kind)))
             k, u = um.columns[j]
-            d = 1 if (raw[j] >= 0 if p.kind == "continuous" else raw[j] >= 0.5) else -1
+            d = _direction(raw[j], p.kind)
             hraw = _column_raw(np.asarray(r_arrays[k])[p.confirm, u], p.values[p.confirm], p.kind)
             res.untrained.append({"model": m, "unit": f"{k}:{u}", "score": float(score_of(raw[j], p.kind)),
                                   "heldout": float(directed(hraw, p.kind, d))})
@@ -332,7 +343,8 @@ def build_atlas(model, vocab: Vocab, inp: Input, run_config: dict[str, Any], *, 
     clock["total"] = time.perf_counter() - t0
     model_info = {"cell": cfg.cell, "layers": cfg.num_layers, "hidden": cfg.hidden_size,
                   "parameters": int(model.num_parameters()), "units": int(sum(a.shape[1] for a in arrays.values()))}
-    settings = {"dictionaries": [d.name or "dict" for d in dictionaries], "blocks": blocks, "controls": controls, "untrained": untrained, "probe": probe, "ngram": ngram,
+    settings = {"dictionaries": [d.name or "dict" for d in dictionaries], "blocks": blocks, "controls": controls,
+                "untrained": untrained, "probe": probe, "ngram": ngram,
                 "top": top, "listed": listed, "seed": seed, "keep": KEEP, "p_max": P_MAX, "ablated_characters": n_ab}
     return Atlas(run, model_info, inp.source, len(ids), inp.truncated, corpus_kind(run_config), settings, results,
                  skipped, saturation, errors, {k: round(v, 2) for k, v in clock.items()}, notes, trace=trace,
