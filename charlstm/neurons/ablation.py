@@ -207,6 +207,10 @@ class AblationGroup:
     def change(self) -> float:
         return self.after - self.before
 
+    def to_json(self) -> dict:
+        """count, before, after and change (the name is the key it is stored under)."""
+        return {"count": self.count, "before": self.before, "after": self.after, "change": self.change}
+
 
 @dataclass
 class AblationResult:

@@ -9,7 +9,9 @@ character are measured on the predictions where the feature is active at the cha
 feature's key predictions (charlstm.neurons.atlas.selection.key_predictions: the closing quote of a
 string, the closing brackets of a depth, the line ends of a line position...).
 
-Owns: `ablation_effects` and its result rows. Does not know: rankings, features or files.
+Owns: `ablation_effects` and its result rows (each group's numbers are
+charlstm.neurons.ablation.AblationGroup, as `neurons ablate` reports them).
+Does not know: rankings, features or files.
 Shapes: T characters; predictions are T - 1 (entry t predicts character t + 1).
 """
 from __future__ import annotations
@@ -20,28 +22,12 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from charlstm.neurons.ablation import explicit_losses
+from charlstm.neurons.ablation import AblationGroup, explicit_losses
 from charlstm.units import Clamp
 
 LN2 = math.log(2.0)
 #: Ablated copies run in one batch (the explicit run keeps [batch, T, H] per layer in memory).
 BATCH = 8
-
-
-@dataclass
-class Effect:
-    """Bits per character before and after one intervention on one set of predictions."""
-
-    count: int
-    before: float
-    after: float
-
-    @property
-    def change(self) -> float:
-        return self.after - self.before
-
-    def to_json(self) -> dict:
-        return {"count": self.count, "before": self.before, "after": self.after, "change": self.change}
 
 
 @dataclass
@@ -53,7 +39,7 @@ class Ablation:
     unit: str
     mode: str
     value: float
-    effects: dict[str, Effect] = field(default_factory=dict)
+    effects: dict[str, AblationGroup] = field(default_factory=dict)
 
     def change(self, group: str) -> float:
         e = self.effects.get(group)
@@ -115,7 +101,8 @@ def ablation_effects(clean: np.ndarray, ablated: np.ndarray, jobs: Sequence[Job]
             sel = np.asarray(sel, bool)
             n = int(sel.sum())
             if n:
-                row.effects[name] = Effect(n, float(clean[sel].mean() / LN2), float(ablated[k, sel].mean() / LN2))
+                row.effects[name] = AblationGroup(name, n, float(clean[sel].mean() / LN2),
+                                                  float(ablated[k, sel].mean() / LN2))
         out.append(row)
     return out
 
