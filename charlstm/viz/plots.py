@@ -55,9 +55,14 @@ def gate_plot(stats, path: str | os.PathLike, title: str | None = None) -> Path:
     axes[-1].legend(fontsize=7, loc="upper right", markerscale=1.5)
     fig.suptitle(title or f"gate saturation over {stats.n} characters", fontsize=10)
     fig.tight_layout()
+    return _save(fig, path)
+
+
+def _save(fig, path: str | Path, dpi: float | None = None) -> Path:
+    """Write a figure as PNG at path, making its folder; -> the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
+    fig.savefig(path, **({} if dpi is None else {"dpi": dpi}))
     return path
 
 
@@ -109,10 +114,7 @@ def text_png(path: str | Path, lines: Sequence[tuple[str, Sequence[str], np.ndar
             ax.add_patch(Rectangle((k, y), 1, 0.9, color=tuple(t / 255 for t in rgb(float(x))), linewidth=0))
             ax.text(k + 0.5, y + 0.45, shown(c)[:1], fontsize=8, ha="center", va="center", family="monospace",
                     color=tuple(t / 255 for t in text_rgb(float(x))))
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi)
-    return path
+    return _save(fig, path, dpi)
 
 
 def wrapped_png(path: str | Path, chars: Sequence[str], values: np.ndarray, kind: str, title: str | None = None,
@@ -151,10 +153,7 @@ def wrapped_png(path: str | Path, chars: Sequence[str], values: np.ndarray, kind
             ax.add_patch(Rectangle((k, y), 1, 1, color=tuple(t / 255 for t in rgb(x)), linewidth=0))
             ax.text(k + 0.5, y + 0.5, shown(c)[:1], fontsize=7, ha="center", va="center", family="monospace",
                     color=tuple(t / 255 for t in text_rgb(x)))
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi)
-    return path
+    return _save(fig, path, dpi)
 
 
 def series_png(path: str | Path, chars: Sequence[str], series: Sequence[tuple[str, np.ndarray]],
@@ -180,10 +179,7 @@ def series_png(path: str | Path, chars: Sequence[str], series: Sequence[tuple[st
     if title:
         ax.set_title(title, fontsize=8)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi)
-    return path
+    return _save(fig, path, dpi)
 
 
 def bars_png(path: str | Path, labels: Sequence[str], series: Sequence[tuple[str, Sequence[float]]],
@@ -212,7 +208,4 @@ def bars_png(path: str | Path, labels: Sequence[str], series: Sequence[tuple[str
     if title:
         ax.set_title(title, fontsize=9)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi)
-    return path
+    return _save(fig, path, dpi)
