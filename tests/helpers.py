@@ -1,4 +1,5 @@
-"""Test helpers: build a tiny run folder without training, so sampling/tracing tests stay fast."""
+"""Test helpers: build a tiny run folder without training, so sampling/tracing tests stay fast; and
+the one check of what bad input must give on the command line."""
 from __future__ import annotations
 
 from collections import Counter
@@ -45,3 +46,15 @@ def make_data_run(root: Path, name: str = "drun", task: str = "counting", num: i
     write_config(path, mcfg, TrainConfig(), {"name": ds.name, "path": str(ds.path), "meta": ds.meta}, vocab.to_json())
     save_model(path / BEST, model, {"step": 0, "val_bpc": None})
     return path, model, vocab
+
+
+def assert_error_line(result, match: str = "") -> str:
+    """What bad input must give (a Click CliRunner result): a non-zero exit, no traceback, no
+    exception other than the exit, and a last line `Error: ...` containing `match`, on stderr.
+    Returns that line."""
+    assert result.exit_code != 0, result.output
+    assert "Traceback" not in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    err = [ln for ln in result.stderr.splitlines() if ln.strip()]
+    assert err and err[-1].startswith("Error: ") and match in err[-1], result.output
+    return err[-1]

@@ -8,7 +8,7 @@ from click.testing import CliRunner
 
 from charlstm.cli import main
 from test_atlas import counter_run, hand_dictionary
-from helpers import make_run
+from helpers import assert_error_line, make_run
 
 
 def _run(args: list[str]):
@@ -16,12 +16,7 @@ def _run(args: list[str]):
 
 
 def _error(args: list[str], match: str) -> str:
-    res = _run(args)
-    assert res.exit_code != 0 and "Traceback" not in res.output
-    assert res.exception is None or isinstance(res.exception, SystemExit)
-    last = [ln for ln in res.output.splitlines() if ln.strip()][-1]
-    assert last.startswith("Error: ") and match in last, res.output
-    return last
+    return assert_error_line(_run(args), match)
 
 
 def test_atlas_prints_the_summary_and_writes_the_report_and_json(tmp_path, one_thread):

@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from charlstm.cli import main
-from helpers import make_data_run
+from helpers import assert_error_line, make_data_run
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 SMALL = ["--chars", "4000", "--batch", "200", "--streams", "8", "--fidelity-chars", "300"]
@@ -24,11 +24,7 @@ def _ok(args):
 
 
 def _error(args, match):
-    res = CliRunner().invoke(main, args)
-    assert res.exit_code != 0 and "Traceback" not in res.output
-    last = [ln for ln in res.output.splitlines() if ln.strip()][-1]
-    assert last.startswith("Error: ") and match in last, res.output
-    return last
+    return assert_error_line(CliRunner().invoke(main, args), match)
 
 
 @pytest.fixture

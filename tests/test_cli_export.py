@@ -17,7 +17,7 @@ from charlstm.errors import CharlstmError
 from charlstm.export.page import MAX_PARAMS, check_size, page_data, page_model
 from charlstm.runtime import cpu_threads
 
-from helpers import make_run
+from helpers import assert_error_line, make_run
 
 
 @pytest.fixture(autouse=True)
@@ -37,11 +37,7 @@ def invoke(*args):
 
 def _error(result, match: str) -> None:
     """One clear line on stderr, non-zero exit, no traceback."""
-    assert result.exit_code != 0, result.output
-    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
-    err = result.stderr.strip().splitlines()
-    assert "Traceback" not in result.output
-    assert err[-1].startswith("Error:") and match in err[-1], result.stderr
+    assert_error_line(result, match)
 
 
 def _data(page_text: str) -> dict:

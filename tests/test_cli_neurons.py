@@ -13,7 +13,7 @@ from charlstm.runs import BEST, write_config
 from charlstm.cli import main
 from charlstm.config import ModelConfig, TrainConfig
 from charlstm.model import CharRNN
-from helpers import TEXT, make_run
+from helpers import assert_error_line, TEXT, make_run
 
 
 @pytest.fixture
@@ -29,14 +29,7 @@ def _ok(args: list[str]):
 
 
 def _error(args: list[str], match: str):
-    res = CliRunner().invoke(main, args)
-    assert res.exit_code != 0
-    assert "Traceback" not in res.output
-    assert res.exception is None or isinstance(res.exception, SystemExit)
-    lines = [ln for ln in res.output.splitlines() if ln.strip()]
-    assert lines[-1].startswith("Error: "), res.output
-    assert match in lines[-1], res.output
-    return lines[-1]
+    return assert_error_line(CliRunner().invoke(main, args), match)
 
 
 def test_find_prints_a_ranking_and_writes_html_and_json(run, tmp_path):

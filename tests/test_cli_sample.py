@@ -14,7 +14,7 @@ from charlstm.fileio import atomic_write_json
 from charlstm.runs import open_run
 from charlstm.runtime import cpu_threads
 
-from helpers import TEXT, make_run
+from helpers import assert_error_line, TEXT, make_run
 
 
 @pytest.fixture(autouse=True)
@@ -34,11 +34,7 @@ def invoke(*args, input=None):
 
 def _error(result, match: str) -> None:
     """One clear line on stderr, non-zero exit, no traceback."""
-    assert result.exit_code != 0, result.output
-    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
-    err = result.stderr.strip().splitlines()
-    assert "Traceback" not in result.output
-    assert err[-1].startswith("Error:") and match in err[-1], result.stderr
+    assert_error_line(result, match)
 
 
 def test_sample_streams_one_sample(run):

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 from charlstm.fileio import atomic_write_json
 from charlstm.cli import main
 from charlstm.dataset import DatasetBuilder
-from helpers import TEXT, make_run
+from helpers import assert_error_line, TEXT, make_run
 
 
 def _invoke(*args, env=None):
@@ -31,12 +31,10 @@ def run(tmp_path):
 
 
 def _error(r, *words):
-    assert r.exit_code != 0
-    assert "Traceback" not in r.output
-    lines = r.output.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("Error: "), r.output
+    line = assert_error_line(r)
+    assert r.output.strip().splitlines() == [line], r.output  # the one line, nothing else
     for w in words:
-        assert w in lines[0], lines[0]
+        assert w in line, line
 
 
 def test_make_demo_command(run, tmp_path, monkeypatch):
