@@ -2,8 +2,11 @@
 the one check of what bad input must give on the command line."""
 from __future__ import annotations
 
+import os
 from collections import Counter
 from pathlib import Path
+
+import pytest
 
 import torch
 
@@ -58,3 +61,26 @@ def assert_error_line(result, match: str = "") -> str:
     err = [ln for ln in result.stderr.splitlines() if ln.strip()]
     assert err and err[-1].startswith("Error: ") and match in err[-1], result.output
     return err[-1]
+
+
+def unavailable(msg: str):
+    """Something a test needs is not installed: skip here, but fail under CI (CI=1/true/yes), where
+    `.ci/run` installs everything, so a missing piece can never pass as a skip."""
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        pytest.fail(msg)
+    pytest.skip(msg)
+
+
+def need(module: str, why: str):
+    """Import an optional module, or `unavailable(why)`."""
+    try:
+        return __import__(module)
+    except ImportError:
+        unavailable(why)
+
+
+def need_chromium(what: str) -> str:
+    """The path of headless Chromium (charlstm.export.browser.find_chromium), or `unavailable`."""
+    from charlstm.export.browser import find_chromium
+
+    return find_chromium() or unavailable(f"headless chromium is not installed (apt-get install -y chromium); {what}")

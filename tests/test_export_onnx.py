@@ -8,7 +8,6 @@ them these tests fail under CI (CI=true) and skip elsewhere.
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -28,17 +27,11 @@ from charlstm.export.onnx import check_onnx, export_onnx
 from charlstm.runtime import cpu_threads
 from charlstm.vocab import Vocab
 
-from helpers import make_run
+from helpers import make_run, need
 
 
 def _need(name: str):
-    try:
-        return __import__(name)
-    except ImportError:
-        msg = f"{name} is not installed (pip install 'charlstm[export]'); the ONNX tests need it"
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(msg)
-        pytest.skip(msg)
+    return need(name, f"{name} is not installed (pip install 'charlstm[export]'); the ONNX tests need it")
 
 
 @pytest.fixture(autouse=True)

@@ -15,7 +15,6 @@ Without chromium the tests fail under CI (CI=true) and skip elsewhere.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 from pathlib import Path
@@ -32,14 +31,14 @@ from charlstm.config import ModelConfig, TrainConfig
 from charlstm.corpora.build import EncodeOptions
 from charlstm.corpora.synthetic import write_synthetic
 from charlstm.corpora.text import write_text
-from charlstm.export.browser import Chromium, find_chromium
+from charlstm.export.browser import Chromium
 from charlstm.export.page import page_model
 from charlstm.runs import BEST
 from charlstm.runtime import cpu_threads
 from charlstm.trace import load_trace
 from charlstm.train import train
 
-from helpers import make_run
+from helpers import make_run, need_chromium
 
 pytestmark = pytest.mark.browser
 
@@ -58,13 +57,7 @@ PAYLOAD = "<script>document.documentElement.setAttribute('data-pwned','1')</scri
 
 
 def _chromium() -> str:
-    path = find_chromium()
-    if path:
-        return path
-    msg = "headless chromium is not installed (apt-get install -y chromium); the page's browser tests need it"
-    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-        pytest.fail(msg)
-    pytest.skip(msg)
+    return need_chromium("the page's browser tests need it")
 
 
 @pytest.fixture(scope="module")

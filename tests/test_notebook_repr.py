@@ -5,7 +5,6 @@ tests)."""
 from __future__ import annotations
 
 import html
-import os
 import re
 import sys
 import time
@@ -15,7 +14,7 @@ import numpy as np
 import pytest
 
 from charlstm.errors import CharlstmError
-from charlstm.export.browser import Chromium, find_chromium
+from charlstm.export.browser import Chromium
 from charlstm.inputs import read_input
 from charlstm.neurons import find_units
 from charlstm.sample import SampleOptions, generate
@@ -23,7 +22,7 @@ from charlstm.trace import trace_text
 from charlstm.viz.html import render_html
 from charlstm.viz.notebook import NOTEBOOK_CHARS, NOTEBOOK_VALUES
 
-from helpers import make_run
+from helpers import make_run, need, need_chromium
 
 PAYLOAD = "<script>document.documentElement.setAttribute('data-pwned','1')</script>\"' & <!--"
 TEXT = "def f(x):\n    return 'a' + \"b\" # c\n" + PAYLOAD + "\n"
@@ -31,12 +30,7 @@ TEXT = "def f(x):\n    return 'a' + \"b\" # c\n" + PAYLOAD + "\n"
 
 def _optional(name: str, what: str = "pandas is not installed (pip install 'charlstm[pandas]')"):
     """An optional package: the test skips without it, and fails under CI (the dev extra has it)."""
-    try:
-        return __import__(name)
-    except ImportError:
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(what)
-        pytest.skip(what)
+    return need(name, what)
 
 
 @pytest.fixture
@@ -124,12 +118,7 @@ def test_generation_and_ranking_tables_escape_the_text(model):
 
 
 def test_the_inline_viewer_runs_in_its_frame(model, tmp_path):
-    browser = find_chromium()
-    if browser is None:
-        msg = "headless chromium is not installed (apt-get install -y chromium)"
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(msg)
-        pytest.skip(msg)
+    browser = need_chromium("the inline viewer's test needs it")
     module, vocab = model
     tr = trace_text(module, vocab, TEXT)
     page = tmp_path / "notebook.html"  # what a notebook page holds: an output cell with the frame

@@ -10,25 +10,20 @@ test fails under CI (CI=true) and skips elsewhere.
 from __future__ import annotations
 
 import json
-import os
 import re
 import sys
 from pathlib import Path
 
 import pytest
 
+from helpers import need
+
 NOTEBOOK = Path(__file__).resolve().parents[1] / "docs" / "notebooks" / "tour.ipynb"
 KERNEL = "charlstm-tests"
 
 
 def _need(name: str):
-    try:
-        return __import__(name)
-    except ImportError:
-        msg = f"{name} is not installed (pip install -e '.[dev]'); the notebook test needs it"
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(msg)
-        pytest.skip(msg)
+    return need(name, f"{name} is not installed (pip install -e '.[dev]'); the notebook test needs it")
 
 
 def _text(cell) -> str:

@@ -7,9 +7,7 @@ chromium --dump-dom prints the DOM after the scripts ran.
 
 Without chromium the test fails under CI (CI=true) and skips elsewhere.
 """
-import os
 import re
-import shutil
 import subprocess
 from html.parser import HTMLParser
 
@@ -17,7 +15,7 @@ import pytest
 
 from charlstm.trace import trace_text
 from charlstm.viz.html import write_html
-from helpers import TEXT, make_run
+from helpers import TEXT, make_run, need_chromium
 
 pytestmark = pytest.mark.browser
 
@@ -26,14 +24,7 @@ PAYLOAD = "<script>document.documentElement.setAttribute('data-pwned','1')</scri
 
 
 def _chromium() -> str:
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        path = shutil.which(name)
-        if path:
-            return path
-    msg = "headless chromium is not installed (apt-get install -y chromium); the viewer's browser test needs it"
-    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-        pytest.fail(msg)
-    pytest.skip(msg)
+    return need_chromium("the viewer's browser test needs it")
 
 
 def _dump_doms(browser, tmp_path, urls) -> list[str]:
