@@ -32,10 +32,8 @@ def _isolated_dirs(tmp_path, monkeypatch):
 @pytest.fixture
 def one_thread():
     """Tiny models gain nothing from a second thread, and on a busy machine two threads wait on each
-    other; training tests opt in with `pytestmark = pytest.mark.usefixtures("one_thread")`."""
-    import torch
+    other; tests of tiny models opt in with `pytestmark = pytest.mark.usefixtures("one_thread")`."""
+    from charlstm.runtime import cpu_threads
 
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+    with cpu_threads(1):
+        yield

@@ -11,17 +11,14 @@ from charlstm.api import Model
 from charlstm.checkpoint import save_tensors
 from charlstm.config import DynamicSettings
 from charlstm.runs import LAST
-from charlstm.runtime import cpu_threads, resolve_device
+from charlstm.runtime import resolve_device
 from charlstm.errors import CharlstmError
 from charlstm.score import score_text
 
 from helpers import TEXT, make_run
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    with cpu_threads(1):
-        yield
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture

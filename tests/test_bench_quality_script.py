@@ -11,7 +11,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from charlstm.runtime import cpu_threads
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "bench_quality.py"
 
@@ -24,10 +23,7 @@ def bq():
     return mod
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    with cpu_threads(1):
-        yield
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _net(bq, V=11, block=8):

@@ -15,15 +15,11 @@ from click.testing import CliRunner
 from charlstm.cli import main
 from charlstm.errors import CharlstmError
 from charlstm.export.page import MAX_PARAMS, check_size, page_data, page_model
-from charlstm.runtime import cpu_threads
 
 from helpers import assert_error_line, make_run
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    with cpu_threads(1):
-        yield
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture

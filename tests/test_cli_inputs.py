@@ -14,16 +14,12 @@ from click.testing import CliRunner
 
 import charlstm
 from charlstm.cli import main
-from charlstm.runtime import cpu_threads
 from helpers import make_run
 
 TEXT = "añ b<eot>é\nab"
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    with cpu_threads(1):
-        yield
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _invoke(*args):

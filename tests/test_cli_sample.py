@@ -12,15 +12,11 @@ from charlstm.config import DynamicSettings
 from charlstm.dataset import DatasetBuilder
 from charlstm.fileio import atomic_write_json
 from charlstm.runs import open_run
-from charlstm.runtime import cpu_threads
 
 from helpers import assert_error_line, TEXT, make_run
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    with cpu_threads(1):
-        yield
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture

@@ -16,17 +16,13 @@ from charlstm.config import ModelConfig
 from charlstm.dynamic import BETA, EPS, FIXED_EPS, DynamicSettings, adapted, dynamic_score_ids, gradient_ms, settings_from
 from charlstm.errors import CharlstmError
 from charlstm.model import CharRNN
-from charlstm.runtime import cpu_threads
 from charlstm.score import score_ids
 from charlstm.vocab import Vocab
 
 from helpers import TEXT, make_run
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    with cpu_threads(1):
-        yield
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def naive_dynamic(model, ids, s: DynamicSettings, fixed=None):

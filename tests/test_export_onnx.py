@@ -24,7 +24,6 @@ from charlstm.cli import main
 from charlstm.config import ModelConfig, TrainConfig
 from charlstm.runs import BEST, read_config, write_config
 from charlstm.export.onnx import check_onnx, export_onnx
-from charlstm.runtime import cpu_threads
 from charlstm.vocab import Vocab
 
 from helpers import make_run, need
@@ -34,10 +33,7 @@ def _need(name: str):
     return need(name, f"{name} is not installed (pip install 'charlstm[export]'); the ONNX tests need it")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    with cpu_threads(1):
-        yield
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture

@@ -13,7 +13,6 @@ from charlstm.config import ModelConfig, TrainConfig
 from charlstm.corpora.synthetic import write_synthetic
 from charlstm.model import CharRNN
 from charlstm.neurons import explicit_losses, fused_losses
-from charlstm.runtime import cpu_threads
 from charlstm.sample import SampleOptions, generate, naive_generate
 from charlstm.score import score_ids
 from charlstm.trace import trace_ids
@@ -28,10 +27,7 @@ E = V.eot_id
 RECORDS = ["aaXbb", "aXb", "aaaXbbb", "X", "abab"]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    with cpu_threads(1):
-        yield
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _split(records=RECORDS) -> np.ndarray:

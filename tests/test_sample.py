@@ -12,7 +12,6 @@ from charlstm import sample as S
 from charlstm.config import ModelConfig
 from charlstm.errors import CharlstmError
 from charlstm.model import CharRNN
-from charlstm.runtime import cpu_threads
 from charlstm.sample import (Clamp, RowText, SampleOptions, Stepper, filter_top_k, filter_top_p, generate,
                              naive_generate, read_prime, sample_next)
 from charlstm.vocab import Vocab
@@ -22,11 +21,7 @@ from helpers import make_run
 CELLS = ["lstm", "gru", "rnn", "peephole"]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models: one thread is fastest, and immune to a busy machine's OpenMP stalls."""
-    with cpu_threads(1):
-        yield
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _model(cell: str, layers: int = 2, V: int = 11, H: int = 7, seed: int = 0) -> CharRNN:

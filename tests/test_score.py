@@ -10,16 +10,12 @@ import pytest
 import torch
 
 from charlstm.errors import CharlstmError
-from charlstm.runtime import cpu_threads
 from charlstm.score import per_char_records, score_ids, score_text, write_per_char_jsonl
 
 from helpers import TEXT, make_run
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    with cpu_threads(1):
-        yield
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _by_hand(model, ids: np.ndarray) -> tuple[float, torch.Tensor, torch.Tensor]:
