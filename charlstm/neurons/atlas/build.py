@@ -204,11 +204,13 @@ def build_atlas(model, vocab: Vocab, inp: Input, run_config: dict[str, Any], *, 
     results: list[FeatureResult] = []
     keys: list[np.ndarray] = []  # per feature, bool [T - 1]: its key predictions
     line_end = steps(list(symbols)).line_end
-    for p in preps:
+    # per feature, the shifted copies of its selection and confirmation parts (units and dictionaries alike)
+    offsets = [(shift_offsets(int(p.select.sum()), controls, seed),
+                shift_offsets(int(p.confirm.sum()), controls, seed + 1)) for p in preps]
+    for p, (off_s, off_c) in zip(preps, offsets):
         um, raw = _rank(arrays, p, cache)
         scores = score_of(raw, p.kind)
         order = np.argsort(-scores, kind="stable")[:listed]
-        off_c = shift_offsets(int(p.confirm.sum()), controls, seed + 1)
         units = []
         for j in order:
             k, u = um.columns[j]
@@ -216,7 +218,7 @@ def build_atlas(model, vocab: Vocab, inp: Input, run_config: dict[str, Any], *, 
             hraw, hscore, hp = _confirm(arrays, p, k, u, d, off_c)
             holds = _holds_up(hscore, float(scores[j]), p.kind, hp)
             units.append(UnitResult(f"{k}:{u}", float(raw[j]), float(scores[j]), d, hraw, hscore, hp, bool(holds)))
-        null = um.null_best(p.values[p.select], p.kind, shift_offsets(int(p.select.sum()), controls, seed))
+        null = um.null_best(p.values[p.select], p.kind, off_s)
         best = units[0].score
         chance = {"controls": controls, "p": p_value(best, null), "beaten": float(np.mean(null < best)),
                   "null_median": float(np.median(null)), "null_95": float(np.quantile(null, 0.95)),
@@ -241,9 +243,7 @@ def build_atlas(model, vocab: Vocab, inp: Input, run_config: dict[str, Any], *, 
         for d in dictionaries:
             acts = d.activations(np.asarray(arrays[f"layer{d.layer}.{d.kind}"]))  # [T, F]
             d_cache: dict = {}
-            for p, res in zip(preps, results):
-                off_c = shift_offsets(int(p.confirm.sum()), controls, seed + 1)
-                off_s = shift_offsets(int(p.select.sum()), controls, seed)
+            for p, res, (off_s, off_c) in zip(preps, results, offsets):
                 res.dictionary.append(_dictionary_best(d, acts, p, off_c, off_s, d_cache))
             del acts, d_cache
             say(f"dictionary {d.name or 'dict'} ({d.size:,} features of layer{d.layer}.{d.kind}) ranked")
